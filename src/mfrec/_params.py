@@ -86,12 +86,12 @@ class Interval(Constraint):
             raise ParameterError(f"expected {self.describe()}, got {text!r}") from None
 
 
-def Integer(low: float | None = None, high: float | None = None, **kw: Any) -> Interval:  # noqa: N802
+def Integer(low: float | None = None, high: float | None = None, **kw: Any) -> Interval:
     """Shorthand for an integer interval."""
     return Interval(low, high, integer=True, **kw)
 
 
-def Real(low: float | None = None, high: float | None = None, **kw: Any) -> Interval:  # noqa: N802
+def Real(low: float | None = None, high: float | None = None, **kw: Any) -> Interval:
     """Shorthand for a real interval."""
     return Interval(low, high, **kw)
 

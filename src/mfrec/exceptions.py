@@ -31,5 +31,9 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset is neither on disk nor downloadable; the message says where to put it."""
 
 
+class ChecksumError(DatasetNotFoundError):
+    """A download whose size or checksum differs from the published one (nothing is kept)."""
+
+
 class UnknownIdWarning(UserWarning):
     """Some ids were not seen in training; their predictions fell back to the biases."""

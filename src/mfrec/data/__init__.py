@@ -1,4 +1,7 @@
-"""Ratings data: vocabularies, validated ratings, readers, MovieLens, synthetic data, splits."""
+"""Ratings data: vocabularies, validated ratings, readers, MovieLens, synthetic data, splits.
+
+Only the two core types are imported eagerly; readers, datasets and splits load on use.
+"""
 
 from mfrec.data.ratings import Ratings
 from mfrec.data.vocab import Vocabulary

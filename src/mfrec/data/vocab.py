@@ -37,14 +37,20 @@ def _describe_row(pos: int) -> str:
     return f"row {pos}"
 
 
-def normalize_ids(values: Any, what: str = "id", describe_row=_describe_row) -> tuple[str, np.ndarray]:
+def normalize_ids(
+    values: Any, what: str = "id", describe_row=_describe_row
+) -> tuple[str, np.ndarray]:
     """Check a column of raw ids and return ``(kind, array)`` in canonical form.
 
     Raises :class:`DataError` naming the first offending row for missing ids, floats that
     are not whole numbers, booleans and columns that mix ints and strings.
     """
     if isinstance(values, pd.Series):
-        values = values.to_numpy(dtype=object) if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
+        values = (
+            values.to_numpy(dtype=object)
+            if isinstance(values.dtype, pd.CategoricalDtype)
+            else values.to_numpy()
+        )
     # Lists go through object dtype so that [1, "b"] is seen as mixed, not as strings.
     arr = np.asarray(values) if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     if arr.dtype == object and arr.ndim == 1 and len(arr) and isinstance(values, (list, tuple)):
@@ -91,7 +97,8 @@ def _floats_to_int(arr: np.ndarray, what: str, describe_row) -> np.ndarray:
     if frac.any():
         pos = int(np.flatnonzero(frac)[0])
         raise DataError(
-            f"{what} ids must be ints or strings; {describe_row(pos)} has the number {show(arr[pos])}"
+            f"{what} ids must be ints or strings; {describe_row(pos)} has the number "
+            f"{show(arr[pos])}"
         )
     if arr.size and (arr.max() > _INT64_MAX or arr.min() < -_INT64_MAX):
         raise DataError(f"{what} ids stored as floats are too large to be exact; read them as text")
@@ -191,7 +198,9 @@ class Vocabulary:
     def pd_index(self) -> pd.Index:
         """A hashed pandas Index over the ids (built once, on first lookup)."""
         if self._index is None:
-            self._index = pd.Index(self.ids, dtype=object if self.kind in ("str", "bigint") else None)
+            self._index = pd.Index(
+                self.ids, dtype=object if self.kind in ("str", "bigint") else None
+            )
         return self._index
 
     def _check_kind(self, kind: str, values: np.ndarray) -> None:
@@ -248,7 +257,11 @@ class Vocabulary:
     def to_array(self) -> np.ndarray:
         """The ids as a pickle-free numpy array (text for str and bigint kinds)."""
         if self.kind in ("str", "bigint"):
-            return np.array([str(v) for v in self.ids], dtype=str) if len(self.ids) else np.zeros(0, dtype="<U1")
+            return (
+                np.array([str(v) for v in self.ids], dtype=str)
+                if len(self.ids)
+                else np.zeros(0, dtype="<U1")
+            )
         return self.ids
 
     @classmethod

@@ -1,0 +1,636 @@
+"""Read ratings files (CSV, TSV, '::'-separated, any separator, Parquet) into :class:`Ratings`.
+
+Text is parsed by pyarrow's multithreaded CSV reader. Id columns are read as text and
+become integers only when every value is a canonical decimal integer, so ``"007"`` stays
+the string ``"007"`` and nothing is silently renumbered. Every error names the file and
+the line (or row, for Parquet) it is about.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from mfrec.data.ratings import DuplicatePolicy, Ratings
+from mfrec.data.vocab import show
+from mfrec.exceptions import DataError
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("user", "item", "rating", "timestamp")
+SKIP = "_"
+REQUIRED_ROLES = ("user", "item", "rating")
+
+# Header names recognised (case-insensitively) when ``columns`` is not given.
+HEADER_NAMES: dict[str, tuple[str, ...]] = {
+    "user": ("user", "userid", "user_id"),
+    "item": ("item", "itemid", "item_id", "movieid", "movie_id"),
+    "rating": ("rating", "score"),
+    "timestamp": ("timestamp", "time", "ts"),
+}
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4", ".br")
+SNIFFED_SEPARATORS = ("::", "\t", ",", ";", "|")
+# Bytes that stand in for a multi-byte separator; the first one absent from the file wins.
+_STAND_INS = tuple(bytes([b]) for b in (0x1F, 0x1E, 0x1D, 0x1C, *range(1, 9)))
+_HEAD_BYTES = 1 << 16
+_CANONICAL_INT = r"^(0|-?[1-9][0-9]*)$"
+
+Header = Literal["infer"] | bool
+Columns = str | Sequence[str] | Mapping[str, str] | None
+
+
+def read_ratings(
+    path: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    sep: str | None = None,
+    columns: Columns = None,
+    header: Header = "infer",
+    scale: tuple[float, float] | None = None,
+    duplicates: DuplicatePolicy = "error",
+    name: str | None = None,
+    encoding: str = "utf-8",
+) -> Ratings:
+    """Read a ratings file into :class:`~mfrec.data.ratings.Ratings`.
+
+    Parameters
+    ----------
+    path : path-like or pandas.DataFrame
+        A text file (CSV, TSV, MovieLens ``.dat``, any separator; ``.gz``/``.bz2``/``.zst``
+        compressed files are read too) or a Parquet file (``.parquet``/``.pq``). A
+        DataFrame is accepted as well; its columns are matched as a file header would be.
+    sep : str, optional
+        Field separator: ``","``, ``"\\t"``, ``"::"``, ... When omitted: ``,`` for
+        ``.csv``, tab for ``.tsv``, else sniffed from the first line (``::``, then tab,
+        ``,``, ``;``, ``|``).
+    columns : str, sequence of str or dict, optional
+        The role of each file column in order, from ``user``, ``item``, ``rating``,
+        ``timestamp`` and ``_`` (skip), as a list or a comma-separated string such as
+        ``"item,user,rating,_"``; or a dict naming header columns, e.g.
+        ``{"user": "userId", "item": "movieId", "rating": "rating"}``. When omitted, a
+        header is matched by common names (``userId``, ``movie_id``, ``score``, ``ts``,
+        ...) and a file without header is read as ``user,item,rating[,timestamp]``.
+    header : {"infer", True, False}, default "infer"
+        Whether the first line is a header. ``"infer"``: it is when its rating field is
+        not a number. Ignored for Parquet.
+    scale : (low, high), optional
+        Declared rating scale; a rating outside it is an error.
+    duplicates : {"error", "last", "mean"}, default "error"
+        Policy for a (user, item) pair rated more than once; see
+        :meth:`Ratings.from_frame`.
+    name : str, optional
+        Name of the data set; defaults to the file name.
+    encoding : str, default "utf-8"
+        Text encoding (ASCII-compatible encodings only, e.g. ``"latin-1"``).
+
+    Returns
+    -------
+    Ratings
+        Ratings in file order. Text ids are int64 when every value is a canonical decimal
+        integer (no sign, no leading zero, no space), uint64 or Python ints when such
+        integers do not fit int64, and strings otherwise. Parquet columns keep their
+        stored types.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    mfrec.exceptions.DataError
+        For an empty file, a line with the wrong number of fields, a missing column, a
+        rating that is not a finite number within ``scale``, a missing id, a duplicate
+        pair, ... The message names the file and the line.
+    """
+    roles = parse_columns(columns)
+    if header not in ("infer", True, False):
+        raise DataError(f"header must be 'infer', True or False, got {header!r}")
+    if isinstance(path, pd.DataFrame):
+        return _read_frame(path, roles, scale, duplicates, name)
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"no such ratings file: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a ratings file")
+    name = path.name if name is None else name
+    if path.name.lower().endswith(PARQUET_SUFFIXES):
+        return _read_parquet(path, roles, scale, duplicates, name)
+    return _TextFile(path, sep, roles, header, encoding).read(scale, duplicates, name)
+
+
+# -- column roles ---------------------------------------------------------------------
+def parse_columns(columns: Columns) -> list[str] | dict[str, str] | None:
+    """Check a ``columns`` argument and return it as a role list or a role -> name dict.
+
+    Raises :class:`DataError` for unknown roles, a role given twice or a missing
+    user, item or rating role.
+    """
+    allowed = "user, item, rating, timestamp and _ (skip the column)"
+    dict_roles = "user, item, rating and timestamp"
+    if columns is None:
+        return None
+    if isinstance(columns, Mapping):
+        roles = {}
+        for role, column in columns.items():
+            key = str(role).strip().lower()
+            if key not in ROLES:
+                raise DataError(
+                    f"unknown column role {role!r} in columns=; the roles are {dict_roles}"
+                )
+            if not isinstance(column, str):
+                raise DataError(
+                    f"columns= maps roles to header column names; {role!r} maps to {column!r}"
+                )
+            roles[key] = column
+        missing = [r for r in REQUIRED_ROLES if r not in roles]
+        if missing:
+            raise DataError(
+                f"columns= must name the {', '.join(missing)} column(s), got {dict(columns)}"
+            )
+        return roles
+    if isinstance(columns, str):
+        items = columns.split(",")
+    elif isinstance(columns, Sequence) and all(isinstance(c, str) for c in columns):
+        items = list(columns)
+    else:
+        raise DataError(
+            f"columns must be a comma-separated string, a list of roles or a dict, got {columns!r}"
+        )
+    roles_list = [c.strip().lower() for c in items]
+    for role in roles_list:
+        if role not in (*ROLES, SKIP):
+            raise DataError(
+                f"unknown column role {role!r} in columns={columns!r}; the roles are {allowed}"
+            )
+    for role in ROLES:
+        if roles_list.count(role) > 1:
+            raise DataError(
+                f"column role {role!r} is given {roles_list.count(role)} times "
+                f"in columns={columns!r}"
+            )
+    missing = [r for r in REQUIRED_ROLES if r not in roles_list]
+    if missing:
+        raise DataError(
+            f"columns={columns!r} has no {', '.join(missing)} column; the roles are {allowed}"
+        )
+    return roles_list
+
+
+def _match_names(
+    names: Sequence[str], roles: list[str] | dict[str, str] | None, where: str
+) -> dict[str, int]:
+    """Role -> column position, from a header (or DataFrame/Parquet column names)."""
+    if isinstance(roles, list):
+        if len(roles) != len(names):
+            raise DataError(
+                f"columns= gives {len(roles)} roles but {where} has {len(names)} columns "
+                f"{list(names)}; give one role per column, '_' for a column to skip"
+            )
+        return {role: i for i, role in enumerate(roles) if role != SKIP}
+    found: dict[str, int] = {}
+    missing: list[str] = []
+    if isinstance(roles, dict):
+        for role, wanted in roles.items():
+            exact = [i for i, n in enumerate(names) if n == wanted]
+            loose = [i for i, n in enumerate(names) if n.strip().lower() == wanted.strip().lower()]
+            hits = exact or loose
+            if len(hits) == 1:
+                found[role] = hits[0]
+            elif hits:
+                raise DataError(f"{where} has {len(hits)} columns named {wanted!r}")
+            else:
+                missing.append(f"{role}={wanted!r}")
+    else:
+        lowered = [n.strip().lower() for n in names]
+        for role, aliases in HEADER_NAMES.items():
+            hits = [i for i, n in enumerate(lowered) if n in aliases]
+            if len(hits) > 1:
+                raise DataError(
+                    f"{where} has several {role} columns {[names[i] for i in hits]}; "
+                    "say which one with columns= (--columns on the command line)"
+                )
+            if hits:
+                found[role] = hits[0]
+            elif role in REQUIRED_ROLES:
+                missing.append(role)
+    if missing:
+        raise DataError(
+            f"{where} has no column for {', '.join(missing)}; its columns are {list(names)}. "
+            "Name them with columns=, e.g. columns={'user': 'userId', 'item': 'movieId', "
+            "'rating': 'rating'} or columns='user,item,rating,_' (--columns on the command line)"
+        )
+    return found
+
+
+# -- text files -----------------------------------------------------------------------
+class _TextFile:
+    """One text ratings file: its separator, header and the map from rows to lines."""
+
+    def __init__(
+        self,
+        path: Path,
+        sep: str | None,
+        roles: list[str] | dict[str, str] | None,
+        header: Header,
+        encoding: str,
+    ) -> None:
+        self.path = path
+        self.encoding = encoding
+        first_line, self.lead = self._first_line()
+        self.sep = self._separator(sep, first_line)
+        self.quoting = len(self.sep) == 1
+        fields = self._split(first_line)
+        self.n_fields = len(fields)
+        self.header, why = self._has_header(header, roles, fields)
+        self.skip_rows = self.lead + int(self.header)
+        if self.header:
+            where = f"the header of {path}" + (f" ({why})" if why else "")
+            self.positions = _match_names([f.lstrip("\ufeff") for f in fields], roles, where)
+        elif isinstance(roles, list):
+            self.positions = _match_names(
+                [f"column {i + 1}" for i in range(self.n_fields)], roles, str(path)
+            )
+        else:
+            if self.n_fields not in (3, 4):
+                raise DataError(
+                    f"line {self.lead + 1} of {path} has {self.n_fields} fields (sep={self.sep!r}) "
+                    "and no header; without a header the columns must be user,item,rating"
+                    "[,timestamp]. Say which column is which with columns=, e.g. "
+                    "columns='user,item,rating,_' (--columns on the command line)"
+                )
+            self.positions = {role: i for i, role in enumerate(ROLES[: self.n_fields])}
+        self._lines: np.ndarray | None = None
+
+    # -- sniffing -----------------------------------------------------------------
+    def _open_binary(self) -> pa.NativeFile:
+        return pa.input_stream(str(self.path), compression="detect")
+
+    def _first_line(self) -> tuple[str, int]:
+        """The first non-empty line and the number of empty lines before it."""
+        with self._open_binary() as stream:
+            head = stream.read(_HEAD_BYTES)
+            while b"\n" not in head.lstrip(b"\r\n"):
+                more = stream.read(_HEAD_BYTES)
+                if not more:
+                    break
+                head += more
+        if not head.strip():
+            raise DataError(f"{self.path} is empty: there are no ratings to read")
+        text = head.decode(self.encoding, errors="replace")
+        lines = text.split("\n")
+        lead = 0
+        while lines[lead].rstrip("\r") == "":
+            lead += 1
+        return lines[lead].rstrip("\r"), lead
+
+    def _separator(self, sep: str | None, first_line: str) -> str:
+        if sep is not None:
+            if sep == "\\t":
+                sep = "\t"
+            if not isinstance(sep, str) or not sep or sep in ('"', "\n", "\r"):
+                raise DataError(
+                    f"sep must be a non-empty string other than a quote or newline, got {sep!r}"
+                )
+            return sep
+        suffixes = [s.lower() for s in self.path.suffixes]
+        if suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
+            suffixes.pop()
+        ext = suffixes[-1] if suffixes else ""
+        if ext == ".csv":
+            return ","
+        if ext == ".tsv":
+            return "\t"
+        for candidate in SNIFFED_SEPARATORS:
+            if candidate in first_line:
+                return candidate
+        raise DataError(
+            f"cannot tell the separator of {self.path}: its first line {first_line[:80]!r} "
+            f"has none of {', '.join(map(repr, SNIFFED_SEPARATORS))}; "
+            "pass sep= (--sep on the command line)"
+        )
+
+    def _split(self, line: str) -> list[str]:
+        if self.quoting:
+            return next(csv.reader([line], delimiter=self.sep, quotechar='"'))
+        return line.split(self.sep)
+
+    def _has_header(
+        self, header: Header, roles: list[str] | dict[str, str] | None, fields: list[str]
+    ) -> tuple[bool, str]:
+        if isinstance(roles, dict):
+            if header is False:
+                raise DataError(
+                    "columns= is a dict naming header columns, but header=False; give the "
+                    "role of each column instead, e.g. columns='user,item,rating'"
+                )
+            return True, ""
+        if header != "infer":
+            return bool(header), ""
+        at = roles.index("rating") if isinstance(roles, list) else 2
+        if at >= len(fields):
+            return False, ""
+        value = fields[at].strip().strip('"')
+        if value == "" or _is_number(value):
+            return False, ""
+        return True, (
+            f"the first line, taken as a header because its rating field {value!r} is not a "
+            "number; pass header=False if it is data"
+        )
+
+    # -- rows and lines -----------------------------------------------------------
+    def _read_bytes(self) -> bytes:
+        with self._open_binary() as stream:
+            return stream.read()
+
+    def line_of(self, row: int) -> int:
+        """1-based line number of data row ``row`` (pyarrow skips empty lines)."""
+        if self._lines is None:
+            buf = np.frombuffer(self._read_bytes(), dtype=np.uint8)
+            ends = np.flatnonzero(buf == 10)
+            starts = np.concatenate(([0], ends + 1))
+            ends = np.concatenate((ends, [len(buf)]))
+            length = ends - starts
+            cr_only = (length == 1) & (buf[np.minimum(starts, max(len(buf) - 1, 0))] == 13)
+            nonempty = np.flatnonzero((length > 0) & ~cr_only)
+            self._lines = nonempty[nonempty >= self.skip_rows]
+        if 0 <= row < len(self._lines):
+            return int(self._lines[row]) + 1
+        return row + self.skip_rows + 1
+
+    def describe_row(self, row: int) -> str:
+        return f"line {self.line_of(row)} of {self.path}"
+
+    def _bad_line(self) -> tuple[int, int] | None:
+        """(line number, field count) of the first line whose field count is wrong."""
+        with self._open_binary() as stream:
+            text = io.TextIOWrapper(stream, encoding=self.encoding, errors="replace")
+            for number, line in enumerate(text, 1):
+                line = line.rstrip("\r\n")
+                if number <= self.skip_rows or not line:
+                    continue
+                n = len(self._split(line))
+                if n != self.n_fields:
+                    return number, n
+        return None
+
+    # -- reading ------------------------------------------------------------------
+    def _table(self, as_text: bool) -> pa.Table:
+        """Parse the role columns; with ``as_text`` every column is read as text."""
+        names = [f"f{i}" for i in range(self.n_fields)]
+        types = {
+            "user": pa.string(),
+            "item": pa.string(),
+            "rating": pa.string() if as_text else pa.float64(),
+            "timestamp": pa.string() if as_text else pa.int64(),
+        }
+        source: Any = str(self.path)
+        delimiter = self.sep
+        encoding = self.encoding
+        if len(self.sep.encode(self.encoding)) != 1:
+            # pyarrow wants a one-byte separator: stand a byte absent from the file in
+            # for the multi-byte one (MovieLens '::'). Line structure is unchanged.
+            data = self._read_bytes()
+            stand_in = next((b for b in _STAND_INS if b not in data), None)
+            if stand_in is None:
+                raise DataError(
+                    f"cannot read {self.path}: separator {self.sep!r} is not supported here"
+                )
+            source = pa.BufferReader(data.replace(self.sep.encode(self.encoding), stand_in))
+            delimiter = stand_in.decode("ascii")
+        invalid: list[Any] = []
+
+        def on_invalid_row(row: Any) -> str:
+            invalid.append(row)
+            return "error"
+
+        read_options = pacsv.ReadOptions(
+            column_names=names, skip_rows=self.skip_rows, encoding=encoding, use_threads=True
+        )
+        parse_options = pacsv.ParseOptions(
+            delimiter=delimiter,
+            quote_char='"' if self.quoting else False,
+            invalid_row_handler=on_invalid_row,
+        )
+        convert_options = pacsv.ConvertOptions(
+            column_types={names[i]: types[role] for role, i in self.positions.items()},
+            include_columns=[names[i] for i in self.positions.values()],
+        )
+        try:
+            return pacsv.read_csv(source, read_options, parse_options, convert_options)
+        except pa.ArrowInvalid as exc:
+            if invalid:
+                raise self._field_count_error(invalid[0]) from None
+            if not as_text and "conversion error" in str(exc).lower():
+                raise _NeedsText from None
+            raise DataError(f"cannot read {self.path}: {exc}") from None
+
+    def _field_count_error(self, row: Any) -> DataError:
+        bad = self._bad_line()
+        sep = f"sep={self.sep!r}"
+        if bad is not None:
+            number, count = bad
+            return DataError(
+                f"line {number} of {self.path} has {count} field{'s' * (count != 1)}, expected "
+                f"{self.n_fields} ({sep}); fix the line, or pass the right sep= (--sep)"
+            )
+        return DataError(
+            f"a line of {self.path} has {row.actual_columns} fields, expected "
+            f"{row.expected_columns} ({sep}): {row.text!r}"
+        )
+
+    def read(
+        self, scale: tuple[float, float] | None, duplicates: DuplicatePolicy, name: str
+    ) -> Ratings:
+        try:
+            table = self._table(as_text=False)
+            as_text = False
+        except _NeedsText:
+            logger.debug("%s: numeric columns need a second, text-only pass", self.path)
+            table = self._table(as_text=True)
+            as_text = True
+        if table.num_rows == 0:
+            what = "a header but no ratings" if self.header else "no ratings"
+            raise DataError(f"{self.path} has {what}")
+        names = {role: f"f{i}" for role, i in self.positions.items()}
+        describe = self.describe_row
+        # pyarrow compute releases the GIL: convert the two id columns side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [
+                pool.submit(_ids_from_text, table[names[role]], role, describe)
+                for role in ("user", "item")
+            ]
+            users, items = (f.result() for f in futures)
+        rating = table[names["rating"]]
+        rating_values = _numbers_from_text(rating) if as_text else rating.to_numpy()
+        timestamps = None
+        if "timestamp" in names:
+            column = table[names["timestamp"]]
+            timestamps = _times_from_text(column) if as_text else column.to_numpy()
+        return Ratings.from_arrays(
+            users,
+            items,
+            rating_values,
+            timestamps,
+            scale=scale,
+            duplicates=duplicates,
+            name=name,
+            describe_row=describe,
+        )
+
+
+class _NeedsText(Exception):
+    """A numeric column failed to parse: read it again as text to find the bad line."""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first(mask: pa.ChunkedArray | pa.Array) -> int:
+    return int(pc.index(mask, True).as_py())
+
+
+def _ids_from_text(
+    column: pa.ChunkedArray, what: str, describe_row: Callable[[int], str]
+) -> np.ndarray:
+    """Raw ids from a text column: int64 if all are canonical decimal integers, else text."""
+    lengths = pc.binary_length(column)
+    missing = pc.or_kleene(pc.is_null(column), pc.equal(lengths, 0))
+    if pc.any(missing).as_py():
+        pos = _first(pc.fill_null(missing, True))
+        raise DataError(f"missing {what} id at {describe_row(pos)}: every rating needs a {what}")
+    # Canonical: ASCII digits without a leading zero, or the same after one "-". (A cast
+    # alone would also accept "007", "-0" and "0x1F".) The regex runs only when needed.
+    canonical = pc.ascii_is_decimal(column)
+    zero_first = pc.starts_with(column, "0")
+    if pc.any(zero_first).as_py():
+        canonical = pc.and_(canonical, pc.invert(pc.and_(zero_first, pc.greater(lengths, 1))))
+    if not pc.all(canonical).as_py() and pc.any(pc.starts_with(column, "-")).as_py():
+        canonical = pc.match_substring_regex(column, _CANONICAL_INT)
+    if pc.all(canonical).as_py():
+        for kind in (pa.int64(), pa.uint64()):
+            try:
+                return pc.cast(column, kind).to_numpy()
+            except pa.ArrowInvalid:
+                continue  # out of range for this type
+        logger.info("%s ids do not fit 64 bits; keeping them as Python ints", what)
+        return np.array([int(v) for v in column.to_pylist()], dtype=object)
+    if logger.isEnabledFor(logging.INFO):
+        pos = _first(pc.invert(canonical))
+        logger.info(
+            "%s ids read as strings: %s at %s is not a canonical integer",
+            what,
+            show(column[pos].as_py()),
+            describe_row(pos),
+        )
+    spaced = pc.not_equal(pc.utf8_trim_whitespace(column), column)
+    if pc.any(spaced).as_py():
+        pos = _first(spaced)
+        logger.warning(
+            "%s id %s at %s has leading or trailing spaces; they are kept as part of the id",
+            what,
+            show(column[pos].as_py()),
+            describe_row(pos),
+        )
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _numbers_from_text(column: pa.ChunkedArray) -> np.ndarray:
+    """Ratings read as text: numbers when they all parse, else text for error reporting."""
+    try:
+        return pc.cast(column, pa.float64()).to_numpy()
+    except pa.ArrowInvalid:
+        blank = pc.equal(pc.utf8_trim_whitespace(column), "")
+        return pc.if_else(blank, pa.scalar(None, pa.string()), column).to_numpy(
+            zero_copy_only=False
+        )
+
+
+def _times_from_text(column: pa.ChunkedArray) -> np.ndarray:
+    """Timestamps read as text: integer seconds, whole floats, or ISO dates."""
+    for kind in (pa.int64(), pa.float64(), pa.timestamp("s")):
+        try:
+            return pc.cast(column, kind).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return column.to_numpy(zero_copy_only=False)
+
+
+# -- Parquet and DataFrames -----------------------------------------------------------
+def _column_values(column: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_decimal(column.type):
+        column = column.cast(pa.float64())
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _read_parquet(
+    path: Path,
+    roles: list[str] | dict[str, str] | None,
+    scale: tuple[float, float] | None,
+    duplicates: DuplicatePolicy,
+    name: str,
+) -> Ratings:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read {path} as Parquet: {exc}") from None
+    names = parquet.schema_arrow.names
+    positions = _match_names(names, roles, f"{path}")
+    table = parquet.read(columns=[names[i] for i in positions.values()])
+    if table.num_rows == 0:
+        raise DataError(f"{path} has no ratings")
+
+    def describe_row(row: int) -> str:
+        return f"row {row + 1} of {path}"
+
+    values = {role: _column_values(table.column(names[i])) for role, i in positions.items()}
+    return Ratings.from_arrays(
+        values["user"],
+        values["item"],
+        values["rating"],
+        values.get("timestamp"),
+        scale=scale,
+        duplicates=duplicates,
+        name=name,
+        describe_row=describe_row,
+    )
+
+
+def _read_frame(
+    frame: pd.DataFrame,
+    roles: list[str] | dict[str, str] | None,
+    scale: tuple[float, float] | None,
+    duplicates: DuplicatePolicy,
+    name: str | None,
+) -> Ratings:
+    names = [str(c) for c in frame.columns]
+    positions = _match_names(names, roles, "the DataFrame")
+    columns = {role: frame.iloc[:, i] for role, i in positions.items()}
+    return Ratings.from_arrays(
+        columns["user"],
+        columns["item"],
+        columns["rating"],
+        columns.get("timestamp"),
+        scale=scale,
+        duplicates=duplicates,
+        name=name,
+    )
