@@ -1,0 +1,121 @@
+"""Shared plumbing for the benchmarks: data, folds, timing, result files, tables.
+
+Benchmarks are not tests: they compare mfrec with its peers side by side, in one run, on
+the same folds, and write JSON to ``bench/results/``. ``bench/report.py`` turns those files
+into the README's tables, so every number in the docs comes from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import numba
+
+    import mfrec
+
+    return {
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "mfrec": mfrec.__version__,
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "numba_threads": numba.config.NUMBA_NUM_THREADS,
+    }
+
+
+def timed(func: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    value = func()
+    return value, time.perf_counter() - started
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def ml100k_folds(names=("u1", "u2", "u3", "u4", "u5")):
+    import mfrec
+    from mfrec.data.split import ml100k_official
+
+    ratings = mfrec.load_dataset("ml-100k", download=False)
+    return ratings, [ml100k_official(ratings, name) for name in names]
+
+
+def kfold_folds(dataset: str, k: int = 5, seed: int = 0):
+    import mfrec
+    from mfrec.data.split import kfold
+
+    ratings = mfrec.load_dataset(dataset, download=False)
+    return ratings, kfold(ratings, k, random_state=seed)
+
+
+def rmse_mae(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
+    d = np.asarray(predicted, dtype=np.float64) - truth
+    return float(np.sqrt(np.mean(d * d))), float(np.mean(np.abs(d)))
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``bench/results/<name>.json`` (atomically) and return its path."""
+    RESULTS.mkdir(exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
+        **payload,
+    }
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def surprise_data(fold, scale=(1, 5)):
+    """A Surprise trainset and testset built from an mfrec fold (same ratings)."""
+    from surprise import Dataset, Reader
+
+    train = fold.train.to_frame()[["user", "item", "rating"]]
+    data = Dataset.load_from_df(train, Reader(rating_scale=scale))
+    trainset = data.build_full_trainset()
+    test = fold.test.to_frame()
+    testset = list(zip(test["user"], test["item"], test["rating"].astype(float), strict=True))
+    return trainset, testset
+
+
+def warm_up(model_factory: Callable[[], Any]) -> float:
+    """Fit once on a tiny planted problem so numba compiles (or loads its cache);
+    returns those seconds, reported apart from training time."""
+    from mfrec.data.synthetic import make_ratings
+
+    tiny = make_ratings(n_users=50, n_items=40, density=0.3, random_state=0).ratings
+    _, seconds = timed(lambda: model_factory().fit(tiny).recommend(tiny.users.ids[:2], n=3))
+    return seconds

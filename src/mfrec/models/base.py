@@ -1,0 +1,624 @@
+"""The one model contract every mfrec recommender follows.
+
+Settings apart from learned state (scikit-learn's convention): ``__init__`` stores the
+hyperparameters unchanged; ``fit`` checks them (one place, :mod:`mfrec._params`) and sets
+learned attributes, whose names end in ``_``. Raw ids come in and go out at the public
+methods; inside, everything is int32 indices into the model's own vocabularies.
+
+Unknown ids -- the one policy
+-----------------------------
+A model knows exactly the users and items that have at least one training rating.
+``predict`` for a pair with an unknown user and/or item falls back to what exists: the
+global mean plus the item bias (unknown user), plus the user bias (unknown item), or the
+global mean alone (both unknown; also for models without biases). It warns once per call
+with :class:`~mfrec.exceptions.UnknownIdWarning`, saying how many pairs were affected.
+``recommend`` for an unknown user ranks items by that same fallback score (global mean +
+item bias), with nothing to exclude. ``similar_items`` of an unknown item is a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from mfrec._params import Constraint, check_params
+from mfrec.data.ratings import Ratings
+from mfrec.data.vocab import Vocabulary
+from mfrec.exceptions import (
+    DataError,
+    DivergenceError,
+    NotFittedError,
+    ParameterError,
+    UnknownIdWarning,
+)
+
+logger = logging.getLogger(__name__)
+
+EpochCallback = Callable[[dict[str, Any]], Any]
+
+#: ``recommend`` scores users in blocks of at most this many float32 scores.
+DEFAULT_BLOCK_BYTES = 64 * 2**20
+
+
+class Recommendations(NamedTuple):
+    """Top-N lists: ``item_ids`` and ``scores``, best first.
+
+    For one user both are 1-D and hold only real recommendations. For several users
+    they are 2-D (one row per user, in the order asked); a user with fewer than ``n``
+    candidate items (one who rated almost the whole catalogue) has the rest of the row
+    padded with score ``-inf`` and item id ``-1`` (integer ids) or ``""`` (string ids).
+    :meth:`to_frame` gives the long form without padding.
+    """
+
+    item_ids: np.ndarray
+    scores: np.ndarray
+
+    def to_frame(self, users: Any = None):
+        """A DataFrame (user, rank, item, score) without padded slots."""
+        import pandas as pd
+
+        ids = np.atleast_2d(self.item_ids)
+        scores = np.atleast_2d(self.scores)
+        valid = np.isfinite(scores)
+        rows, ranks = np.nonzero(valid)
+        frame = pd.DataFrame({"rank": ranks + 1, "item": ids[valid], "score": scores[valid]})
+        if users is not None:
+            users = np.atleast_1d(np.asarray(users, dtype=object))
+            frame.insert(0, "user", users[rows])
+        return frame
+
+
+class ValidationData(NamedTuple):
+    """Validation ratings translated into a model's index space (``-1`` = unknown)."""
+
+    user_index: np.ndarray
+    item_index: np.ndarray
+    rating: np.ndarray
+
+
+def _index_table(source: Vocabulary, target: Vocabulary) -> np.ndarray:
+    """int32 table mapping each index of ``source`` to ``target``'s index (or -1)."""
+    if source is target or source == target:
+        return np.arange(len(source), dtype=np.int32)
+    return target.lookup(source.ids)
+
+
+class Recommender:
+    """Base class of all mfrec models.
+
+    Subclasses declare ``_constraints`` (hyperparameter rules), ``_fitted_arrays`` (the
+    names of the learned arrays to persist) and implement ``_fit``, ``_score_pairs``
+    and ``_score_block``.
+    """
+
+    #: CLI name, e.g. ``"biased-mf"``.
+    name: ClassVar[str] = ""
+    _constraints: ClassVar[dict[str, Constraint]] = {}
+    _fitted_arrays: ClassVar[tuple[str, ...]] = ()
+    _fitted_scalars: ClassVar[tuple[str, ...]] = ()
+    #: Whether a known (user, item) score includes ``global_mean_`` (FunkSVD: no).
+    _uses_global_mean: ClassVar[bool] = True
+
+    # -- hyperparameters ----------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        """The constructor's default value of every hyperparameter."""
+        signature = inspect.signature(cls.__init__)
+        return {n: signature.parameters[n].default for n in cls._param_names()}
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters, as given to the constructor."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Recommender:
+        """Change hyperparameters (checked now); learned state is kept until the next fit."""
+        names = set(self._param_names())
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise ParameterError(
+                f"{type(self).__name__} has no parameter(s) {unknown}; it has {sorted(names)}"
+            )
+        check_params(type(self).__name__, params, self._constraints)
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
+    def _validate_params(self) -> None:
+        check_params(type(self).__name__, self.get_params(), self._constraints)
+
+    def __repr__(self) -> str:
+        defaults = self.param_defaults()
+        changed = [
+            f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, defaults.get(k))
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # -- fitting ------------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "users_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet: call fit(ratings) first"
+            )
+
+    def fit(
+        self,
+        ratings: Ratings,
+        validation: Ratings | None = None,
+        *,
+        callback: EpochCallback | None = None,
+    ) -> Recommender:
+        """Learn from ``ratings``.
+
+        Parameters
+        ----------
+        ratings : Ratings
+            Training data. Only users and items with at least one rating here become
+            known to the model.
+        validation : Ratings, optional
+            Held-out ratings: their RMSE is recorded each epoch in ``history_`` and, for
+            models with a ``patience`` parameter, used for early stopping.
+        callback : callable, optional
+            Called with each epoch's history record (a dict); returning ``False`` stops
+            training after that epoch.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        if not isinstance(ratings, Ratings):
+            raise DataError(
+                f"fit expects mfrec Ratings, got {type(ratings).__name__}; build them with "
+                "Ratings.from_frame(...) or mfrec.read_ratings(...)"
+            )
+        if validation is not None and not isinstance(validation, Ratings):
+            raise DataError(f"validation must be mfrec Ratings, got {type(validation).__name__}")
+        train = ratings.compact()
+        self._set_training_data(train)
+        val = None if validation is None else self._translate(validation)
+        started = time.perf_counter()
+        self._fit(train, val, callback)
+        self.fit_seconds_ = time.perf_counter() - started
+        if not hasattr(self, "history_"):
+            self.history_ = []
+        return self
+
+    def _set_training_data(self, train: Ratings) -> None:
+        self.users_ = train.users
+        self.items_ = train.items
+        self.global_mean_ = float(np.mean(train.rating, dtype=np.float64))
+        self.rating_scale_ = train.rating_range()
+        self.item_titles_ = train.item_titles()
+        self._seen_source: Ratings | None = train
+        self._seen_csr: sp.csr_matrix | None = None
+        self.history_: list[dict[str, Any]] = []
+
+    def _fit(self, train: Ratings, validation: ValidationData | None, callback) -> None:
+        raise NotImplementedError
+
+    def _translate(self, ratings: Ratings) -> ValidationData:
+        """``ratings`` in this model's index space (``-1`` where an id is unknown)."""
+        u = _index_table(ratings.users, self.users_)[ratings.user_index]
+        i = _index_table(ratings.items, self.items_)[ratings.item_index]
+        return ValidationData(u, i, ratings.rating)
+
+    # -- the training loop shared by every iterative model (house rule 7) -----------
+    def _run_epochs(
+        self,
+        n_epochs: int,
+        epoch: Callable[[int], dict[str, float]],
+        validation: ValidationData | None,
+        callback: EpochCallback | None,
+        patience: int | None = None,
+    ) -> None:
+        """Run ``epoch(e)`` for e = 1..n_epochs, recording one history dict per epoch:
+        ``epoch``, the model's own training figures (``train_loss``, ``train_rmse``, ...),
+        ``val_rmse`` when validation data is given, and ``seconds``.
+
+        Stops with :class:`DivergenceError` as soon as a learned array is non-finite.
+        With ``patience`` and validation data, stops after ``patience`` epochs without a
+        better validation RMSE and restores the best epoch's parameters.
+        """
+        if patience is not None and validation is None:
+            raise ParameterError(
+                f"{type(self).__name__}: patience={patience} needs validation data; "
+                "call fit(train, validation=...) or set patience=None"
+            )
+        best_rmse, best_state, best_epoch = np.inf, None, 0
+        for e in range(1, n_epochs + 1):
+            started = time.perf_counter()
+            record: dict[str, Any] = {"epoch": e, **epoch(e)}
+            self._check_finite(e)
+            if validation is not None:
+                record["val_rmse"] = _rmse(
+                    validation.rating,
+                    self._predict_indices(validation.user_index, validation.item_index),
+                )
+            record["seconds"] = time.perf_counter() - started
+            self.history_.append(record)
+            logger.debug("%s %s", type(self).__name__, record)
+            if callback is not None and callback(record) is False:
+                break
+            if patience is not None:
+                if record["val_rmse"] < best_rmse:
+                    best_rmse, best_epoch = record["val_rmse"], e
+                    best_state = {k: getattr(self, k).copy() for k in self._fitted_arrays}
+                elif e - best_epoch >= patience:
+                    logger.info("early stop after epoch %d (best epoch %d)", e, best_epoch)
+                    break
+        if best_state is not None and best_epoch != len(self.history_):
+            for key, value in best_state.items():
+                setattr(self, key, value)
+        self.best_epoch_ = best_epoch if patience is not None else len(self.history_)
+
+    def _check_finite(self, epoch: int) -> None:
+        for key in self._fitted_arrays:
+            value = getattr(self, key, None)
+            # One float64 sum per array, no temporary: any NaN or inf makes it non-finite.
+            if value is not None and not math.isfinite(value.sum(dtype=np.float64)):
+                raise DivergenceError(
+                    f"{type(self).__name__} diverged at epoch {epoch}: {key} became "
+                    f"non-finite. {self._divergence_hint()}"
+                )
+
+    def _divergence_hint(self) -> str:
+        lr = getattr(self, "lr", None)
+        if lr is None:
+            return "Try stronger regularisation."
+        return f"The learning rate is too high (lr={lr:g}); try lr={lr / 10:g}."
+
+    # -- scoring (subclasses) -------------------------------------------------------
+    def _score_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+        """Scores of known (user, item) index pairs."""
+        raise NotImplementedError
+
+    def _score_block(self, user_index: np.ndarray) -> np.ndarray:
+        """float32 scores of every item for each of the known ``user_index`` rows."""
+        raise NotImplementedError
+
+    def _fallback_item_scores(self) -> np.ndarray:
+        """Scores of every item for an unknown user: global mean (+ item bias)."""
+        scores = np.full(len(self.items_), self.global_mean_, dtype=np.float32)
+        item_bias = getattr(self, "item_bias_", None)
+        if item_bias is not None:
+            scores += item_bias
+        return scores
+
+    def _fallback(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+        out = np.full(len(user_index), self.global_mean_, dtype=np.float64)
+        user_bias = getattr(self, "user_bias_", None)
+        item_bias = getattr(self, "item_bias_", None)
+        if user_bias is not None:
+            known = user_index >= 0
+            out[known] += user_bias[user_index[known]]
+        if item_bias is not None:
+            known = item_index >= 0
+            out[known] += item_bias[item_index[known]]
+        return out
+
+    # -- prediction ---------------------------------------------------------------------
+    def _predict_indices(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+        """float64 predictions for index pairs; ``-1`` indices follow the unknown-id policy."""
+        known = (user_index >= 0) & (item_index >= 0)
+        if known.all():
+            return np.asarray(self._score_pairs(user_index, item_index), dtype=np.float64)
+        out = self._fallback(user_index, item_index)
+        if known.any():
+            out[known] = self._score_pairs(user_index[known], item_index[known])
+        return out
+
+    def _finish(self, values: np.ndarray, clip: bool) -> np.ndarray:
+        if clip:
+            np.clip(values, *self.rating_scale_, out=values)
+        return values
+
+    @staticmethod
+    def _warn_unknown(user_index: np.ndarray, item_index: np.ndarray, stacklevel: int = 3) -> None:
+        bad_u, bad_i = user_index < 0, item_index < 0
+        n_bad = int((bad_u | bad_i).sum())
+        if n_bad:
+            warnings.warn(
+                f"{n_bad} of {len(user_index)} pairs have ids unseen in training "
+                f"({int(bad_u.sum())} with an unknown user, {int(bad_i.sum())} with an unknown "
+                "item); they were predicted from the global mean and the biases that exist",
+                UnknownIdWarning,
+                stacklevel=stacklevel,
+            )
+
+    def predict(self, users: Any, items: Any, *, clip: bool = False) -> np.ndarray:
+        """Predicted ratings of (user, item) pairs given by raw ids.
+
+        Parameters
+        ----------
+        users, items : scalar or array-like
+            Raw ids; equal lengths, or one side a scalar (broadcast).
+        clip : bool, default False
+            Clip predictions to the training rating scale.
+
+        Returns
+        -------
+        ndarray of float64
+            One prediction per pair. Unknown ids follow the module's documented policy.
+        """
+        self._check_fitted()
+        u = self.users_.lookup(users)
+        i = self.items_.lookup(items)
+        if len(u) != len(i):
+            if len(u) == 1:
+                u = np.repeat(u, len(i))
+            elif len(i) == 1:
+                i = np.repeat(i, len(u))
+            else:
+                raise DataError(f"users and items differ in length: {len(u)} vs {len(i)}")
+        self._warn_unknown(u, i)
+        return self._finish(self._predict_indices(u, i), clip)
+
+    def predict_ratings(self, ratings: Ratings, *, clip: bool = False) -> np.ndarray:
+        """Predictions for every row of ``ratings`` (fast path for evaluation)."""
+        self._check_fitted()
+        v = self._translate(ratings)
+        self._warn_unknown(v.user_index, v.item_index)
+        return self._finish(self._predict_indices(v.user_index, v.item_index), clip)
+
+    def predict_matrix(self, *, clip: bool = False, max_cells: int = 25_000_000) -> np.ndarray:
+        """The full users x items matrix of predictions (rows ``users_.ids``, columns
+        ``items_.ids``), for small problems: refuses above ``max_cells`` entries."""
+        self._check_fitted()
+        cells = len(self.users_) * len(self.items_)
+        if cells > max_cells:
+            raise ValueError(
+                f"predict_matrix would build {len(self.users_):,} x {len(self.items_):,} = "
+                f"{cells:,} cells (limit {max_cells:,}); use recommend() for top-N or "
+                "predict() for the pairs you need, or raise max_cells"
+            )
+        users = np.arange(len(self.users_), dtype=np.int32)
+        return self._finish(self._score_block(users).astype(np.float64), clip)
+
+    # -- top-N --------------------------------------------------------------------------
+    def _block_rows(self, block_size: int | None) -> int:
+        if block_size is not None:
+            if block_size < 1:
+                raise ParameterError(f"block_size must be >= 1, got {block_size}")
+            return int(block_size)
+        return max(1, DEFAULT_BLOCK_BYTES // (4 * max(1, len(self.items_))))
+
+    def _recommend_indices(
+        self, user_index: np.ndarray, n: int, exclude_seen: bool, block_size: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` item indices and scores for user indices (``-1`` = unknown user),
+        computed in blocks so memory stays bounded by ``block_size`` x n_items."""
+        from mfrec.kernels.topk import topk_rows
+
+        n = min(int(n), len(self.items_))
+        rows = self._block_rows(block_size)
+        out_idx = np.full((len(user_index), n), -1, dtype=np.int32)
+        out_scores = np.full((len(user_index), n), -np.inf, dtype=np.float32)
+        seen = self._seen if exclude_seen else None
+        indptr = seen.indptr if seen is not None else np.zeros(1, dtype=np.int32)
+        indices = seen.indices if seen is not None else np.zeros(0, dtype=np.int32)
+        fallback = None
+        for start in range(0, len(user_index), rows):
+            block = user_index[start : start + rows]
+            known = block >= 0
+            if known.all():
+                scores = self._score_block(block)
+            else:
+                if fallback is None:
+                    fallback = self._fallback_item_scores()
+                scores = np.empty((len(block), len(self.items_)), dtype=np.float32)
+                scores[~known] = fallback
+                if known.any():
+                    scores[known] = self._score_block(block[known])
+            scores = np.ascontiguousarray(scores, dtype=np.float32)
+            topk_rows(
+                scores,
+                block.astype(np.int32),
+                indptr,
+                indices,
+                out_idx[start : start + rows],
+                out_scores[start : start + rows],
+            )
+        return out_idx, out_scores
+
+    def recommend(
+        self,
+        users: Any,
+        n: int = 10,
+        *,
+        exclude_seen: bool = True,
+        block_size: int | None = None,
+    ) -> Recommendations:
+        """The ``n`` best items for each user, by predicted score.
+
+        Parameters
+        ----------
+        users : raw id or sequence of raw ids
+        n : int, default 10
+        exclude_seen : bool, default True
+            Leave out the items each user rated in training.
+        block_size : int, optional
+            Users scored at once (memory: block_size x n_items float32). Default: as many
+            as fit in 64 MiB.
+
+        Returns
+        -------
+        Recommendations
+            ``(item_ids, scores)``; 1-D for a single user id, 2-D for a sequence. Ties are
+            broken by item index (lower first). Unknown users get the fallback ranking
+            (global mean + item bias) and a warning.
+        """
+        self._check_fitted()
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ParameterError(f"n must be a positive int, got {n!r}")
+        single = np.ndim(users) == 0
+        u = self.users_.lookup(users)
+        if (u < 0).any():
+            warnings.warn(
+                f"{int((u < 0).sum())} of {len(u)} users are unknown to the model; they get "
+                "the fallback ranking (global mean + item bias)",
+                UnknownIdWarning,
+                stacklevel=2,
+            )
+        idx, scores = self._recommend_indices(u, n, exclude_seen, block_size)
+        if single:
+            valid = np.isfinite(scores[0])
+            return Recommendations(self.items_.take(idx[0][valid]), scores[0][valid])
+        return Recommendations(self._ids_with_padding(idx), scores)
+
+    def _ids_with_padding(self, idx: np.ndarray) -> np.ndarray:
+        pad = idx < 0
+        ids = self.items_.take(np.where(pad, 0, idx))
+        if pad.any():
+            ids = ids.copy()
+            ids[pad] = "" if self.items_.kind == "str" else -1
+        return ids
+
+    # -- persistence ------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Write the fitted model to ``path`` (one ``.mfrec`` file, no pickle, atomic).
+
+        See :mod:`mfrec.persist` for the format; load it back with :func:`mfrec.load`.
+        """
+        from mfrec.persist import save_model
+
+        self._check_fitted()
+        save_model(self, path)
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        """Arrays beyond ``_fitted_arrays`` that a subclass needs persisted."""
+        return {}
+
+    def _restore_extra_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Inverse of :meth:`_extra_state`."""
+
+    @property
+    def _seen(self) -> sp.csr_matrix:
+        # Built on first use (recommend, save), not during fit.
+        if self._seen_csr is None:
+            source = self._seen_source
+            self._seen_csr = sp.csr_matrix(
+                (source.rating, (source.user_index, source.item_index)),
+                shape=(source.n_users, source.n_items),
+                dtype=np.float32,
+            )
+            self._seen_csr.sort_indices()
+            self._seen_source = None
+        return self._seen_csr
+
+    @_seen.setter
+    def _seen(self, value: sp.csr_matrix) -> None:
+        self._seen_csr = value
+        self._seen_source = None
+
+    @property
+    def seen_items(self) -> sp.csr_matrix:
+        """users x items CSR of the training ratings (what ``exclude_seen`` excludes)."""
+        self._check_fitted()
+        return self._seen
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # numpy arrays or generators compare oddly
+        return a is b
+
+
+def _rmse(truth: np.ndarray, predicted: np.ndarray) -> float:
+    diff = np.asarray(predicted, dtype=np.float64) - truth
+    return float(np.sqrt(np.mean(diff * diff)))
+
+
+class FactorModel(Recommender):
+    """A model whose score is ``global_mean_ + user_bias_[u] + item_bias_[i] +
+    user_factors_[u] . item_factors_[i]`` (biases optional; the global mean omitted
+    when ``_uses_global_mean`` is False).
+
+    Fit must set ``user_factors_`` and ``item_factors_`` (and the biases, or None).
+    """
+
+    _fitted_arrays: ClassVar[tuple[str, ...]] = (
+        "user_factors_",
+        "item_factors_",
+        "user_bias_",
+        "item_bias_",
+    )
+
+    def _intercept(self) -> float:
+        return self.global_mean_ if self._uses_global_mean else 0.0
+
+    def _score_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+        from mfrec.kernels.score import score_pairs
+
+        user_bias = self.user_bias_ if self.user_bias_ is not None else _EMPTY
+        item_bias = self.item_bias_ if self.item_bias_ is not None else _EMPTY
+        out = np.empty(len(user_index), dtype=np.float64)
+        score_pairs(
+            self.user_factors_,
+            self.item_factors_,
+            user_bias,
+            item_bias,
+            self._intercept(),
+            np.ascontiguousarray(user_index, dtype=np.int32),
+            np.ascontiguousarray(item_index, dtype=np.int32),
+            out,
+        )
+        return out
+
+    def _score_block(self, user_index: np.ndarray) -> np.ndarray:
+        from mfrec.kernels.score import score_block
+
+        item_factors_t = self._item_factors_t()
+        dtype = item_factors_t.dtype
+        out = np.empty((len(user_index), item_factors_t.shape[1]), dtype=np.float32)
+        score_block(
+            self.user_factors_.astype(dtype, copy=False),
+            item_factors_t,
+            _as32(self.user_bias_),
+            _as32(self.item_bias_),
+            self._intercept(),
+            np.ascontiguousarray(user_index, dtype=np.int32),
+            out,
+        )
+        return out
+
+    def _item_factors_t(self) -> np.ndarray:
+        """float32 transposed item factors, cached per factor array."""
+        cached = getattr(self, "_qt_cache", None)
+        if cached is None or cached[0] is not self.item_factors_:
+            qt = np.ascontiguousarray(self.item_factors_.T, dtype=np.float32)
+            self._qt_cache = (self.item_factors_, qt)
+            return qt
+        return cached[1]
+
+    @property
+    def n_factors_(self) -> int:
+        return int(self.item_factors_.shape[1])
+
+
+_EMPTY = np.zeros(0, dtype=np.float32)
+
+
+def _as32(bias: np.ndarray | None) -> np.ndarray:
+    return _EMPTY if bias is None else bias.astype(np.float32, copy=False)

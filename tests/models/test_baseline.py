@@ -1,0 +1,53 @@
+"""Baselines: they follow the same contract (no hyperparameter is decorative)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mfrec.models import BiasBaseline, GlobalMean
+
+from .conformance import ModelConformance
+
+
+class TestBiasBaselineConformance(ModelConformance):
+    model_class = BiasBaseline
+    fast_params = {"reg_user": 1.0, "reg_item": 1.0}
+    rmse_bound = 1.0  # biases alone cannot fit the planted interactions; sanity bound
+    alternatives = {"reg_user": 5.0, "reg_item": 0.1, "n_epochs": 1}
+    bad_values = {"reg_user": -1.0, "reg_item": float("nan"), "n_epochs": 0}
+
+
+class TestGlobalMeanConformance(ModelConformance):
+    model_class = GlobalMean
+    rmse_bound = 1.5
+    iterative = False
+
+    def test_predicts_the_mean(self, planted):
+        _, fold = planted
+        model = GlobalMean().fit(fold.train)
+        assert np.allclose(
+            model.predict_ratings(fold.test), fold.train.rating.mean(dtype=np.float64)
+        )
+
+
+def test_bias_baseline_solves_its_normal_equations(planted):
+    """At convergence each item bias is sum(r - mu - b_u) / (reg_item + n_i)."""
+    _, fold = planted
+    model = BiasBaseline(reg_user=2.0, reg_item=3.0, n_epochs=200).fit(fold.train)
+    tr = fold.train
+    r = tr.rating.astype(np.float64) - model.global_mean_
+    bu, bi = model.user_bias_.astype(np.float64), model.item_bias_.astype(np.float64)
+    n_i = np.bincount(tr.item_index, minlength=tr.n_items)
+    expected = np.bincount(tr.item_index, weights=r - bu[tr.user_index], minlength=tr.n_items) / (
+        3.0 + n_i
+    )
+    np.testing.assert_allclose(bi, expected, atol=1e-5)
+
+
+def test_bias_baseline_beats_global_mean(planted):
+    _, fold = planted
+    errors = {}
+    for model in (GlobalMean(), BiasBaseline()):
+        predicted = model.fit(fold.train).predict_ratings(fold.test)
+        errors[type(model).__name__] = np.sqrt(np.mean((predicted - fold.test.rating) ** 2))
+    assert errors["BiasBaseline"] < errors["GlobalMean"]

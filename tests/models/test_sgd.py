@@ -1,0 +1,277 @@
+"""FunkSVD and BiasedMF: conformance, the SGD step's calculus, kernels, training control."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from mfrec.data.split import holdout
+from mfrec.data.synthetic import make_ratings
+from mfrec.exceptions import DivergenceError, ParameterError
+from mfrec.kernels.sgd import sgd_epoch, sgd_epoch_reference
+from mfrec.models import BiasedMF, FunkSVD
+
+from .conformance import ModelConformance
+
+SGD_BAD = {
+    "n_factors": 0,
+    "n_epochs": -1,
+    "lr": 0.0,
+    "reg": -0.1,
+    "init_std": 0.0,
+    "dtype": "float16",
+    "patience": 0,
+    "n_strata": 0,
+    "n_threads": 0,
+}
+
+
+class TestBiasedMFConformance(ModelConformance):
+    model_class = BiasedMF
+    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.02, "reg": 0.01}
+    rmse_bound = 0.25
+    alternatives = {
+        "n_factors": 5,
+        "n_epochs": 40,
+        "lr": 0.01,
+        "reg": 0.1,
+        "lr_bias": 0.05,
+        "reg_bias": 0.5,
+        "init_std": 0.3,
+        "dtype": "float64",
+        "n_strata": 1,
+    }
+    exempt = {
+        "patience": "needs validation data; covered by test_early_stopping",
+        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+    }
+    bad_values = {**SGD_BAD, "lr_bias": 2.0, "reg_bias": -1.0}
+
+
+class TestFunkSVDConformance(ModelConformance):
+    model_class = FunkSVD
+    fast_params = {"n_factors": 4, "n_epochs": 300, "lr": 0.01, "reg": 0.01, "init_std": 0.3}
+    rmse_bound = 0.35
+    alternatives = {
+        "n_factors": 6,
+        "n_epochs": 40,
+        "lr": 0.005,
+        "reg": 0.2,
+        "init_std": 0.5,
+        "dtype": "float64",
+        "n_strata": 3,
+    }
+    exempt = {
+        "patience": "needs validation data; covered by test_early_stopping",
+        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+    }
+    bad_values = SGD_BAD
+
+
+# -- the SGD step is the negative gradient of the per-rating objective -----------------
+def _objective(r, mu, p, q, bu, bi, reg, reg_bias):
+    err = r - (mu + bu + bi + p @ q)
+    return 0.5 * err**2 + 0.5 * reg * (p @ p + q @ q) + 0.5 * reg_bias * (bu**2 + bi**2)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_sgd_step_equals_negative_gradient(use_bias):
+    """One kernel step moves each parameter by -lr x dL/dparam, with dL from central
+    finite differences of L = 1/2 e^2 + reg/2 (|p|^2+|q|^2) + reg_bias/2 (bu^2+bi^2)."""
+    rng = np.random.default_rng(0)
+    k, lr, reg, reg_bias, mu, r = 5, 1e-3, 0.07, 0.03, 3.2, 4.0
+    P, Q = rng.normal(size=(1, k)), rng.normal(size=(1, k))
+    bu = rng.normal(size=1) if use_bias else np.zeros(1)
+    bi = rng.normal(size=1) if use_bias else np.zeros(1)
+    before = (P[0].copy(), Q[0].copy(), bu[0], bi[0])
+    one = np.zeros(1, dtype=np.int32)
+    sgd_epoch(one, one, np.array([r]), one, P, Q, bu, bi, mu, lr, reg, lr, reg_bias, use_bias)
+
+    def f(p, q, b_u, b_i):
+        return _objective(r, mu, p, q, b_u, b_i, reg, reg_bias if use_bias else 0.0)
+
+    h = 1e-6
+    p0, q0, bu0, bi0 = before
+    for j in range(k):
+        e = np.zeros(k)
+        e[j] = h
+        grad_p = (f(p0 + e, q0, bu0, bi0) - f(p0 - e, q0, bu0, bi0)) / (2 * h)
+        grad_q = (f(p0, q0 + e, bu0, bi0) - f(p0, q0 - e, bu0, bi0)) / (2 * h)
+        assert (P[0, j] - p0[j]) / -lr == pytest.approx(grad_p, rel=1e-6, abs=1e-8)
+        assert (Q[0, j] - q0[j]) / -lr == pytest.approx(grad_q, rel=1e-6, abs=1e-8)
+    if use_bias:
+        grad_bu = (f(p0, q0, bu0 + h, bi0) - f(p0, q0, bu0 - h, bi0)) / (2 * h)
+        grad_bi = (f(p0, q0, bu0, bi0 + h) - f(p0, q0, bu0, bi0 - h)) / (2 * h)
+        assert (bu[0] - bu0) / -lr == pytest.approx(grad_bu, rel=1e-6)
+        assert (bi[0] - bi0) / -lr == pytest.approx(grad_bi, rel=1e-6)
+    else:
+        assert bu[0] == 0 and bi[0] == 0
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_kernel_agrees_with_numpy_reference(use_bias):
+    rng = np.random.default_rng(1)
+    n_users, n_items, k, n = 20, 15, 4, 200
+    users = rng.integers(0, n_users, n).astype(np.int32)
+    items = rng.integers(0, n_items, n).astype(np.int32)
+    values = rng.uniform(1, 5, n).astype(np.float32)
+    order = rng.permutation(n).astype(np.int32)
+    P = rng.normal(0, 0.1, (n_users, k))
+    Q = rng.normal(0, 0.1, (n_items, k))
+    bu, bi = np.zeros(n_users), np.zeros(n_items)
+    args = (0.01, 0.05, 0.02, 0.03, use_bias)
+    mu = 3.0 if use_bias else 0.0
+    P2, Q2, bu2, bi2 = P.copy(), Q.copy(), bu.copy(), bi.copy()
+    sse = sgd_epoch(users, items, values, order, P, Q, bu, bi, mu, *args)
+    sse_ref = sgd_epoch_reference(users, items, values, order, P2, Q2, bu2, bi2, mu, *args)
+    assert sse == pytest.approx(sse_ref, rel=1e-10)
+    np.testing.assert_allclose(P, P2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(Q, Q2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(bu, bu2, rtol=1e-10, atol=1e-12)
+
+
+# -- recovery of a planted model -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("model", "planted_biases"),
+    [
+        (BiasedMF(n_factors=3, n_epochs=120, lr=0.01, reg=0.005, random_state=0), True),
+        # Funk SVD has no biases or mean: plant a pure rank-3 product for it.
+        (
+            FunkSVD(n_factors=3, n_epochs=300, lr=0.005, reg=0.005, init_std=0.3, random_state=0),
+            False,
+        ),
+    ],
+    ids=["biased-mf", "funk-svd"],
+)
+def test_recovers_planted_model_to_noise_level(model, planted_biases):
+    """Low-noise continuous planted data: test RMSE within 10% of the noise level."""
+    noise = 0.1
+    biases = (
+        {} if planted_biases else {"global_mean": 0.0, "user_bias_std": 0.0, "item_bias_std": 0.0}
+    )
+    data = make_ratings(
+        n_users=300,
+        n_items=200,
+        density=0.3,
+        n_factors=3,
+        noise_std=noise,
+        round_to=None,
+        scale=None,
+        missing="uniform",
+        random_state=11,
+        **biases,
+    )
+    fold = holdout(data.ratings, 0.1, random_state=0)
+    model.fit(fold.train)
+    predicted = model.predict_ratings(fold.test)
+    rmse = float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2)))
+    assert rmse <= 1.1 * noise, f"test RMSE {rmse:.4f} vs noise {noise}"
+
+
+# -- training control ------------------------------------------------------------------
+def test_divergence_names_epoch_and_suggests_lower_lr(planted):
+    _, fold = planted
+    model = BiasedMF(n_factors=50, n_epochs=30, lr=0.9, reg=0.0, init_std=1.0, random_state=0)
+    with pytest.raises(DivergenceError, match=r"epoch \d+.*lr=0.9.*try lr=0.09"):
+        model.fit(fold.train)
+
+
+def test_early_stopping_restores_best_epoch(planted):
+    _, fold = planted
+    model = BiasedMF(
+        n_factors=30, n_epochs=400, lr=0.05, reg=0.0, init_std=0.3, patience=3, random_state=0
+    )
+    model.fit(fold.train, validation=fold.test)
+    history = model.history_
+    assert len(history) < 400, "over-fitting run should stop early"
+    best = min(rec["val_rmse"] for rec in history)
+    assert history[model.best_epoch_ - 1]["val_rmse"] == best
+    assert len(history) == model.best_epoch_ + 3
+    predicted = model.predict_ratings(fold.test)
+    assert float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2))) == pytest.approx(
+        best, rel=1e-6
+    )
+
+
+def test_patience_without_validation_is_an_error(planted):
+    _, fold = planted
+    with pytest.raises(ParameterError, match="validation"):
+        BiasedMF(patience=2, n_epochs=3).fit(fold.train)
+
+
+def test_callback_sees_each_epoch_and_can_stop(planted):
+    _, fold = planted
+    seen = []
+
+    def callback(record):
+        seen.append(record["epoch"])
+        return record["epoch"] < 4 or False
+
+    model = BiasedMF(n_factors=2, n_epochs=10, random_state=0).fit(fold.train, callback=callback)
+    assert seen == [1, 2, 3, 4]
+    assert len(model.history_) == 4
+
+
+def test_history_loss_decreases_on_training_data(planted):
+    _, fold = planted
+    model = BiasedMF(n_factors=3, n_epochs=30, lr=0.01, reg=0.01, random_state=0).fit(fold.train)
+    rmse = [rec["train_rmse"] for rec in model.history_]
+    assert rmse[-1] < rmse[0] * 0.8
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(rmse))
+
+
+def test_float64_option_gives_float64_factors(planted):
+    _, fold = planted
+    model = BiasedMF(n_factors=2, n_epochs=2, dtype="float64", random_state=0).fit(fold.train)
+    assert model.user_factors_.dtype == np.float64
+    default = BiasedMF(n_factors=2, n_epochs=2, random_state=0).fit(fold.train)
+    assert default.user_factors_.dtype == np.float32
+
+
+# -- the parallel schedule ---------------------------------------------------------------
+@pytest.mark.parametrize("cls", [BiasedMF, FunkSVD])
+def test_threads_do_not_change_result(cls, planted):
+    """Parallel and serial execution of the same stratified schedule agree bit for bit."""
+    _, fold = planted
+    fits = [
+        cls(n_factors=4, n_epochs=5, n_strata=4, n_threads=t, random_state=0).fit(fold.train)
+        for t in (1, 2)
+    ]
+    assert np.array_equal(fits[0].user_factors_, fits[1].user_factors_)
+    assert np.array_equal(fits[0].item_factors_, fits[1].item_factors_)
+
+
+def test_blocks_partition_the_ratings_without_conflicts(planted):
+    """Every rating is in exactly one block; the blocks of one sub-epoch share no user or item."""
+    from mfrec.models.sgd import stratify
+
+    _, fold = planted
+    train = fold.train.compact()
+    s = 4
+    order, block_ptr = stratify(train, s, np.random.default_rng(0))
+    assert np.array_equal(np.sort(order), np.arange(len(train)))
+    users_of = [set(train.user_index[order[block_ptr[b] : block_ptr[b + 1]]]) for b in range(s * s)]
+    items_of = [set(train.item_index[order[block_ptr[b] : block_ptr[b + 1]]]) for b in range(s * s)]
+    for sub in range(s):
+        blocks = [t * s + (t + sub) % s for t in range(s)]
+        for a, b in itertools.combinations(blocks, 2):
+            assert users_of[a].isdisjoint(users_of[b]) and items_of[a].isdisjoint(items_of[b])
+
+
+def test_shuffle_is_a_seeded_permutation():
+    from mfrec.kernels.sgd import shuffle_range
+
+    a = np.arange(100, dtype=np.int32)
+    b = a.copy()
+    shuffle_range(a, 10, 90, 12345)
+    shuffle_range(b, 10, 90, 12345)
+    assert np.array_equal(a, b)
+    assert np.array_equal(a[:10], np.arange(10)) and np.array_equal(a[90:], np.arange(90, 100))
+    assert sorted(a[10:90]) == list(range(10, 90)) and not np.array_equal(
+        a[10:90], np.arange(10, 90)
+    )
+    c = np.arange(100, dtype=np.int32)
+    shuffle_range(c, 10, 90, 54321)
+    assert not np.array_equal(a, c)
