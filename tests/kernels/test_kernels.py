@@ -92,3 +92,62 @@ def test_topk_matches_full_sort(n_items, n, seed, levels):
     topk_rows(scores.copy(), rows, indptr, indices, out_idx, out_scores)
     assert np.array_equal(out_idx, ref_idx)
     assert np.array_equal(out_scores, ref_scores)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n_items=st.integers(1, 60),
+    n=st.integers(1, 12),
+    k=st.integers(1, 6),
+    seed=st.integers(0, 10_000),
+    integer_factors=st.booleans(),
+)
+def test_rescored_topk_is_exact_under_any_error_within_the_bound(
+    n_items, n, k, seed, integer_factors
+):
+    """Approximate scores moved anywhere within +-slack/2 of the exact ones (here:
+    adversarially random) still give exactly the exact top-n -- ties included, which
+    integer-valued factors produce in numbers."""
+    from mfrec.kernels.score import exact_score
+    from mfrec.kernels.topk import topk_rescored
+
+    rng = np.random.default_rng(seed)
+    n_users = 4
+    draw = (lambda shape: rng.integers(-2, 3, shape)) if integer_factors else rng.standard_normal
+    P = np.asarray(draw((n_users, k)), dtype=np.float32)
+    Q = np.asarray(draw((n_items, k)), dtype=np.float32)
+    bu = np.asarray(draw(n_users), dtype=np.float32)
+    bi = np.asarray(draw(n_items), dtype=np.float32)
+    users = np.array([0, 1, -1, 3], dtype=np.int32)  # row 2: an unknown user
+    fallback = 3.0 + bi.astype(np.float64)
+    exact = np.array(
+        [
+            [
+                exact_score(P, Q, bu, bi, 3.0, u, j) if u >= 0 else fallback[j]
+                for j in range(n_items)
+            ]
+            for u in users
+        ]
+    )
+    excluded = [
+        np.sort(rng.choice(n_items, rng.integers(0, n_items + 1), replace=False)) for _ in users
+    ]
+    indptr = np.concatenate([[0], np.cumsum([len(e) for e in excluded])]).astype(np.int64)
+    indices = np.concatenate(excluded).astype(np.int32)
+    slack = np.full(n_users, 0.5)
+    approx = (exact + rng.uniform(-0.25, 0.25, exact.shape)).astype(np.float32)
+    n = min(n, n_items)
+    out_idx = np.full((n_users, n), -1, dtype=np.int32)
+    out_scores = np.full((n_users, n), -np.inf, dtype=np.float32)
+    topk_rescored(
+        approx, users, indptr, indices, slack, P, Q, bu, bi, 3.0, fallback, out_idx, out_scores
+    )
+    for r, u in enumerate(users):
+        allowed = np.ones(n_items, dtype=bool)
+        if u >= 0:
+            allowed[indices[indptr[u] : indptr[u + 1]]] = False
+        candidates = np.flatnonzero(allowed)
+        order = candidates[np.lexsort((candidates, -exact[r, candidates]))][:n]
+        assert out_idx[r, : len(order)].tolist() == order.tolist()
+        assert np.array_equal(out_scores[r, : len(order)], exact[r, order].astype(np.float32))
+        assert np.all(out_idx[r, len(order) :] == -1)

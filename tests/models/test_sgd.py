@@ -243,21 +243,64 @@ def test_threads_do_not_change_result(cls, planted):
     assert np.array_equal(fits[0].item_factors_, fits[1].item_factors_)
 
 
-def test_blocks_partition_the_ratings_without_conflicts(planted):
-    """Every rating is in exactly one block; the blocks of one sub-epoch share no user or item."""
-    from mfrec.models.sgd import stratify
+def test_layout_partitions_the_ratings_without_conflicts(planted):
+    """Every rating is stored once, each group holds one user's ratings, and the blocks
+    of one sub-epoch share no user and no item."""
+    from mfrec.models.sgd import grouped_layout
 
     _, fold = planted
     train = fold.train.compact()
     s = 4
-    order, block_ptr = stratify(train, s, np.random.default_rng(0))
-    assert np.array_equal(np.sort(order), np.arange(len(train)))
-    users_of = [set(train.user_index[order[block_ptr[b] : block_ptr[b + 1]]]) for b in range(s * s)]
-    items_of = [set(train.item_index[order[block_ptr[b] : block_ptr[b + 1]]]) for b in range(s * s)]
+    lay = grouped_layout(train, s, np.random.default_rng(0))
+    sizes = np.diff(lay.group_start)
+    users = np.repeat(lay.group_user, sizes)
+    stored = sorted(zip(users.tolist(), lay.items.tolist(), lay.ratings.tolist(), strict=True))
+    given = sorted(
+        zip(
+            train.user_index.tolist(), train.item_index.tolist(), train.rating.tolist(), strict=True
+        )
+    )
+    assert stored == given
+    assert np.all(sizes > 0)
+    users_of, items_of = [], []
+    for b in range(s * s):
+        groups = lay.group_order[lay.block_group_ptr[b] : lay.block_group_ptr[b + 1]]
+        users_of.append({int(lay.group_user[g]) for g in groups})
+        items_of.append(
+            {int(i) for g in groups for i in lay.items[lay.group_start[g] : lay.group_start[g + 1]]}
+        )
     for sub in range(s):
         blocks = [t * s + (t + sub) % s for t in range(s)]
         for a, b in itertools.combinations(blocks, 2):
             assert users_of[a].isdisjoint(users_of[b]) and items_of[a].isdisjoint(items_of[b])
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_grouped_kernel_agrees_with_reference(planted, use_bias):
+    """The parallel grouped epoch (shuffles included) equals its Python reference."""
+    from mfrec.kernels.sgd import sgd_epoch_grouped, sgd_epoch_grouped_reference
+    from mfrec.models.sgd import grouped_layout
+
+    _, fold = planted
+    train = fold.train.compact()
+    rng = np.random.default_rng(3)
+    k = 4
+    P = rng.normal(0, 0.1, (train.n_users, k))
+    Q = rng.normal(0, 0.1, (train.n_items, k))
+    bu, bi = np.zeros(train.n_users), np.zeros(train.n_items)
+    lay = grouped_layout(train, 3, np.random.default_rng(0), np.float64)
+    lay_ref = type(lay)(*(a.copy() for a in lay))
+    state = [P, Q, bu, bi]
+    ref = [a.copy() for a in state]
+    args = (3.0 if use_bias else 0.0, 0.01, 0.05, 0.02, 0.03, use_bias)
+    for epoch in range(3):
+        seeds = np.random.default_rng(epoch).integers(0, 2**62, 9)
+        sse = sgd_epoch_grouped(*lay, 3, seeds, *state, *args)
+        sse_ref = sgd_epoch_grouped_reference(*lay_ref, 3, seeds, *ref, *args)
+        assert sse == pytest.approx(sse_ref, rel=1e-9)
+    for a, b in zip(state, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert np.array_equal(lay.items, lay_ref.items), "same in-place shuffles"
 
 
 def test_shuffle_is_a_seeded_permutation():

@@ -122,6 +122,8 @@ def _object_ids(arr: np.ndarray, what: str, describe_row) -> tuple[str, np.ndarr
         return "bigint", np.array([int(v) for v in arr], dtype=object)
     if inferred in ("floating", "mixed-integer-float"):
         return "int", _floats_to_int(arr.astype(np.float64), what, describe_row)
+    if inferred == "boolean":
+        raise DataError(f"{what} ids must be ints or strings, got booleans")
     if inferred == "empty":
         return "int", np.zeros(0, dtype=np.int64)
     # Find the first row whose type differs from the first row's, to name it.
@@ -132,6 +134,23 @@ def _object_ids(arr: np.ndarray, what: str, describe_row) -> tuple[str, np.ndarr
         f"{type(arr[0]).__name__} {show(arr[0])} but {describe_row(pos)} has "
         f"{type(arr[pos]).__name__} {show(arr[pos])}. Convert the column to one type first."
     )
+
+
+def _encode_dense(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sorted vocabulary and int32 codes of non-negative ints in a compact range, by a
+    presence table instead of hashing (O(n + max id)); None when the range is too wide."""
+    if len(arr) == 0:
+        return None
+    low, high = int(arr.min()), int(arr.max())
+    if low < 0 or high > 4 * len(arr) + 1_000_000:
+        return None
+    present = np.zeros(high + 2, dtype=np.int32)
+    present[arr + 1] = 1
+    np.cumsum(present, out=present)  # present[v + 1] - 1 = code of id v (where present)
+    ids = np.flatnonzero(np.diff(present)).astype(np.int64)
+    if len(ids) >= np.iinfo(np.int32).max:
+        return None
+    return ids, present[arr + 1] - 1
 
 
 class Vocabulary:
@@ -169,6 +188,10 @@ class Vocabulary:
         """Build the vocabulary of ``values`` (ids sorted) and return it with the int32
         index of every value."""
         kind, arr = normalize_ids(values, name, describe_row)
+        dense = _encode_dense(arr) if kind == "int" else None
+        if dense is not None:
+            ids, codes = dense
+            return cls._from_checked(kind, ids, name), codes
         codes, uniques = pd.factorize(arr, sort=True)
         if len(uniques) >= np.iinfo(np.int32).max:
             raise DataError(f"more than 2**31 distinct {name} ids are not supported")

@@ -1,7 +1,12 @@
-"""Top-N selection per row without sorting whole rows (a size-N heap per row)."""
+"""Top-N selection per row without sorting whole rows (a size-N heap per row).
+
+:func:`topk_rescored` selects from approximate (BLAS) scores and returns the exact
+ranking: see its docstring for the error bound that makes this safe."""
 
 import numpy as np
 from numba import njit, prange
+
+from .score import exact_score
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -100,3 +105,69 @@ def topk_rows_reference(scores, row_users, excl_indptr, excl_indices, n):
         out_idx[r, : len(order)] = order
         out_scores[r, : len(order)] = scores[r, order]
     return out_idx, out_scores
+
+
+@njit(cache=True, nogil=True)
+def _select_exact(scores, ids, n, out_idx, out_scores):
+    # Best n of (scores desc, ids asc); ids arrive in increasing order, so a stable
+    # insertion into a sorted buffer of size n keeps the lower id first among equals.
+    size = 0
+    best_s = np.empty(n, dtype=np.float64)
+    best_i = np.empty(n, dtype=np.int32)
+    for c in range(scores.shape[0]):
+        s = scores[c]
+        if size == n and not s > best_s[n - 1]:
+            continue
+        pos = size if size < n else n - 1
+        while pos > 0 and s > best_s[pos - 1]:
+            if pos < n:
+                best_s[pos] = best_s[pos - 1]
+                best_i[pos] = best_i[pos - 1]
+            pos -= 1
+        best_s[pos] = s
+        best_i[pos] = ids[c]
+        if size < n:
+            size += 1
+    for r in range(size):
+        out_idx[r] = best_i[r]
+        out_scores[r] = best_s[r]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def topk_rescored(approx, row_users, excl_indptr, excl_indices, slack, P, Q, bu, bi, intercept, fallback, out_idx, out_scores):
+    """Exact top-n per row, from approximate scores.
+
+    ``approx[r]`` holds float32 scores of user ``row_users[r]`` (BLAS), each within
+    ``slack[r] / 2`` of the exact score (:func:`mfrec.kernels.score.exact_score`;
+    ``fallback[j]`` for an unknown user, ``row_users[r] < 0``). If s_n is the n-th best
+    approximate score, every item of the exact top-n has an approximate score of at
+    least s_n - slack[r] (|A - E| <= B gives s_n <= T + B and A >= T - B for the exact
+    n-th score T), so rescoring just those candidates exactly and ranking them by
+    (exact score desc, item asc) gives the exact top-n whatever rounding the
+    approximate scores had. Excluded items (as in :func:`topk_rows`) never enter.
+    """
+    n = out_idx.shape[1]
+    can_exclude = excl_indptr.shape[0] > 1
+    for r in prange(approx.shape[0]):
+        u = row_users[r]
+        row = approx[r]
+        if can_exclude and u >= 0:
+            for p in range(excl_indptr[u], excl_indptr[u + 1]):
+                row[excl_indices[p]] = -np.inf
+        heap_i = np.full(n, -1, dtype=np.int32)
+        heap_s = np.full(n, -np.inf, dtype=np.float32)
+        _select_row(row, n, heap_i, heap_s)
+        threshold = heap_s[n - 1] - slack[r] if heap_i[n - 1] >= 0 else -np.inf
+        m = 0
+        for j in range(row.shape[0]):
+            if row[j] > -np.inf and row[j] >= threshold:
+                m += 1
+        cand = np.empty(m, dtype=np.int32)
+        exact = np.empty(m, dtype=np.float64)
+        m = 0
+        for j in range(row.shape[0]):
+            if row[j] > -np.inf and row[j] >= threshold:
+                cand[m] = j
+                exact[m] = exact_score(P, Q, bu, bi, intercept, u, j) if u >= 0 else fallback[j]
+                m += 1
+        _select_exact(exact, cand, n, out_idx[r], out_scores[r])
