@@ -157,3 +157,32 @@ def test_evaluate_ml100k_u1(ml100k_dir, monkeypatch):
     assert fold["n_train"] == 80_000 and fold["n_test"] == 20_000
     assert 0.90 < fold["rmse"] < 0.96
     assert np.isclose(report["mean"]["rmse"], fold["rmse"])
+
+
+def test_recommend_all_users_to_parquet(runner, ratings_file, tmp_path):
+    model_path = tmp_path / "model.mfrec"
+    run(runner, "train", ratings_file, "--columns", "item,user,rating,timestamp",
+        "--param", "n_epochs=3", "--seed", "0", "--out", model_path)  # fmt: skip
+    out = tmp_path / "recs.parquet"
+    summary = json.loads(
+        run(
+            runner,
+            "recommend",
+            model_path,
+            "--all-users",
+            "-n",
+            "3",
+            "--out",
+            out,
+            "--block-size",
+            "7",
+            "--json",
+        ).output
+    )
+    frame = pd.read_parquet(out)
+    assert summary["users"] == 80 and summary["rows"] == len(frame) == 240
+    assert list(frame.columns) == ["user", "rank", "item", "score"]
+    result = run(runner, "recommend", model_path, "--all-users", ok=False)
+    assert result.exit_code != 0 and "--out" in result.output
+    result = run(runner, "recommend", model_path, ok=False)
+    assert "--user ID" in result.output

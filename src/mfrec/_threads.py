@@ -39,11 +39,29 @@ def numba_threads(n_threads: int | None) -> Iterator[int]:
         numba.set_num_threads(previous)
 
 
+_blas_started = False
+
+
+def _start_blas() -> None:
+    # OpenBLAS starts its thread pool lazily, on its first call, and that start resets
+    # an earlier thread limit: make one tiny call first so the limit below sticks.
+    global _blas_started
+    if not _blas_started:
+        import numpy as np
+        import scipy.linalg
+
+        a = np.eye(2)
+        a @ a  # numpy's OpenBLAS
+        scipy.linalg.svd(a)  # scipy ships its own
+        _blas_started = True
+
+
 @contextlib.contextmanager
 def blas_threads(n_threads: int) -> Iterator[None]:
     """Limit BLAS/OpenMP pools to ``n_threads`` inside the block (threadpoolctl)."""
     from threadpoolctl import threadpool_limits
 
+    _start_blas()
     with threadpool_limits(limits=n_threads):
         yield
 

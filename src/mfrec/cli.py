@@ -104,7 +104,7 @@ def _build_model(name: str, pairs: tuple[str, ...], seed: int | None):
 
     with _user_errors():
         cls = get_model_class(name)
-        params = _parse_params(cls, pairs)
+        params = {**_preset_params(cls), **_parse_params(cls, pairs)}
         if (
             seed is not None
             and "random_state" in cls._param_names()
@@ -217,7 +217,28 @@ def _data_options(func):
     return func
 
 
+def _remember_preset(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta["mfrec_preset"] = value
+
+
+def _preset_params(cls: type) -> dict[str, Any]:
+    """The hyperparameters of the command's --preset for ``cls`` (none without one)."""
+    from mfrec.models.presets import preset
+
+    ctx = click.get_current_context(silent=True)
+    name = ctx.meta.get("mfrec_preset") if ctx is not None else None
+    return {} if name is None else preset(cls.name, name)
+
+
 def _model_options(func):
+    func = click.option(
+        "--preset",
+        metavar="NAME",
+        expose_value=False,
+        callback=_remember_preset,
+        help="Tuned hyperparameters for the model, e.g. ml-100k (see mfrec.models.presets); "
+        "--param values override them.",
+    )(func)
     func = click.option(
         "--seed", type=int, default=None, help="Random seed (sets the model's random_state)."
     )(func)
@@ -303,19 +324,68 @@ def datasets(json_output: bool) -> None:
     help="u1..u5 | u1..u5 one fold | ua | ub | kfold:K | holdout:F | user-holdout:F | "
     "temporal:F | last:K",
 )
+@click.option(
+    "--metrics",
+    "metrics_text",
+    default="rmse,mae",
+    show_default=True,
+    help="Comma-separated: rmse, mae, mse and ranking metrics precision@K, recall@K, "
+    "ndcg@K, map@K, hit@K, coverage@K, mrr@K, mrr (full ranking). Ranking ranks every item "
+    "the user did not rate in training.",
+)
+@click.option(
+    "--relevance-threshold",
+    "relevance_text",
+    default=None,
+    help="A test rating >= this is relevant for ranking metrics, or 'none' (every test "
+    "item). Default: 4, or none with --implicit.",
+)
+@click.option(
+    "--implicit",
+    "implicit_threshold",
+    type=float,
+    default=None,
+    metavar="T",
+    help="Treat the data as implicit feedback first: ratings >= T become interactions "
+    "(strength 1), lower ones are dropped.",
+)
 @_data_options
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON object (folds, mean).")
 def evaluate(
-    data, model_name, params, seed, split_spec, sep, columns, scale, duplicates, json_output
+    data,
+    model_name,
+    params,
+    seed,
+    split_spec,
+    metrics_text,
+    relevance_text,
+    implicit_threshold,
+    sep,
+    columns,
+    scale,
+    duplicates,
+    json_output,
 ) -> None:
-    """Cross-validate a model: per-fold and mean RMSE, MAE and fit seconds."""
+    """Cross-validate a model: per-fold and mean metrics (RMSE and MAE by default; ranking
+    metrics with --metrics) and fit seconds."""
     from mfrec.data.split import parse_split
+    from mfrec.evaluation.ranking import parse_metrics
     from mfrec.evaluation.validate import cross_validate
 
+    try:
+        specs = parse_metrics(metrics_text)
+    except ValueError as exc:
+        raise CliError(f"--metrics: {exc}") from None
+    threshold = _parse_threshold(relevance_text, implicit_threshold)
     enabled = _progress_enabled(json_output)
     model = _build_model(model_name, params, seed)
     ratings = _load_data(data, sep, columns, scale, duplicates, enabled)
+    names = [str(s) for s in specs]
     with _user_errors():
+        if implicit_threshold is not None:
+            from mfrec.data.implicit import to_implicit
+
+            ratings = to_implicit(ratings, implicit_threshold)
         try:
             folds = parse_split(split_spec, ratings, random_state=seed if seed is not None else 0)
         except ValueError as exc:
@@ -325,30 +395,60 @@ def evaluate(
             def on_fold(result: dict[str, Any]) -> None:
                 bar.update(1)
                 if enabled:
-                    bar.write(
-                        f"  {result['fold']}: RMSE {result['rmse']:.4f}  MAE {result['mae']:.4f}  "
-                        f"fit {result['fit_seconds']:.2f}s"
-                    )
+                    shown = "  ".join(f"{n} {_fmt(result[n])}" for n in names)
+                    bar.write(f"  {result['fold']}: {shown}  fit {result['fit_seconds']:.2f}s")
 
-            report = cross_validate(model, folds, on_fold=on_fold)
+            report = cross_validate(
+                model, folds, specs, relevance_threshold=threshold, on_fold=on_fold
+            )
     report = {
         "data": str(ratings.name or data),
         "model": model_name,
         "params": model.get_params(),
         "split": split_spec,
+        "metrics": names,
+        **({"relevance_threshold": threshold} if any(s.is_ranking for s in specs) else {}),
         **report,
     }
     if json_output:
         _echo_json(report)
         return
     click.echo(f"{model!r} on {ratings!r}, split {split_spec}")
-    click.echo(f"{'fold':<10}{'RMSE':>9}{'MAE':>9}{'fit s':>9}{'test':>9}")
+    widths = [max(9, len(n) + 2) for n in names]
+    header = "".join(
+        f"{n.upper() if n in ('rmse', 'mae', 'mse') else n:>{w}}"
+        for n, w in zip(names, widths, strict=True)
+    )
+    click.echo(f"{'fold':<10}{header}{'fit s':>9}{'test':>9}")
     for r in report["folds"]:
-        click.echo(
-            f"{r['fold']:<10}{r['rmse']:>9.4f}{r['mae']:>9.4f}{r['fit_seconds']:>9.2f}{r['n_test']:>9,}"
-        )
+        cells = "".join(f"{_fmt(r[n]):>{w}}" for n, w in zip(names, widths, strict=True))
+        click.echo(f"{r['fold']:<10}{cells}{r['fit_seconds']:>9.2f}{r['n_test']:>9,}")
     m = report["mean"]
-    click.echo(f"{'mean':<10}{m['rmse']:>9.4f}{m['mae']:>9.4f}{m['fit_seconds']:>9.2f}")
+    cells = "".join(f"{_fmt(m[n]):>{w}}" for n, w in zip(names, widths, strict=True))
+    click.echo(f"{'mean':<10}{cells}{m['fit_seconds']:>9.2f}")
+    if "users" in report:
+        u = report["users"]
+        rule = "every test item" if threshold is None else f"test rating >= {threshold:g}"
+        click.echo(
+            f"ranking: {u['n_users_evaluated']:,} user-folds evaluated, "
+            f"{u['n_users_no_relevant']:,} excluded (no relevant item: {rule}); training "
+            "items excluded from the candidates"
+        )
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _parse_threshold(text: str | None, implicit_threshold: float | None) -> float | None:
+    if text is None:
+        return None if implicit_threshold is not None else 4.0
+    if text.strip().lower() in {"none", "all"}:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise CliError(f"--relevance-threshold expects a number or 'none', got {text!r}") from None
 
 
 @main.command()
@@ -392,23 +492,71 @@ def train(
 
 @main.command()
 @click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--user", "user_ids", multiple=True, help="User id; repeat for several.")
 @click.option(
-    "--user", "user_ids", multiple=True, required=True, help="User id; repeat for several."
+    "--all-users", is_flag=True, help="Every user of the model, streamed to --out in blocks."
+)
+@click.option(
+    "--ratings",
+    "ratings_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A new user's ratings (file with item,rating columns): recommend for them by "
+    "fold-in, without retraining (items the model does not know are ignored).",
 )
 @click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
     "--include-seen", is_flag=True, help="Also recommend items the user rated in training."
 )
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    help="Write (user, rank, item, score) rows to this .parquet/.csv/.tsv file.",
+)
+@click.option(
+    "--block-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Users scored at once (memory ~ block size x items x 4 bytes; default 64 MiB).",
+)
 @click.option("--json", "json_output", is_flag=True, help="Print JSON.")
-def recommend(model_file, user_ids, n, include_seen, json_output) -> None:
-    """Top-N recommendations from a saved model (titles shown when known)."""
+def recommend(
+    model_file,
+    user_ids,
+    all_users,
+    ratings_path,
+    n,
+    include_seen,
+    out_path,
+    block_size,
+    json_output,
+) -> None:
+    """Top-N recommendations from a saved model (titles shown when known).
+
+    Give users with --user, or --all-users --out recs.parquet for everyone (memory stays
+    bounded by --block-size whatever the number of users), or a new user's ratings with
+    --ratings FILE.
+    """
     import warnings
 
     import mfrec
     from mfrec.exceptions import UnknownIdWarning
 
+    if ratings_path is not None:
+        if user_ids or all_users or out_path:
+            raise CliError("--ratings recommends for one new user: drop --user/--all-users/--out")
+        _recommend_for_file(model_file, ratings_path, n, include_seen, json_output)
+        return
+    if bool(user_ids) == all_users:
+        raise CliError("give --user ID (one or more) or --all-users, not both and not neither")
+    if out_path is None and all_users:
+        raise CliError("--all-users writes a file: add --out recs.parquet (or .csv/.tsv)")
     with _user_errors():
         model = mfrec.load(model_file)
+        if out_path is not None:
+            _write_all(model, out_path, n, None if all_users else model.users_.parse(user_ids),
+                       not include_seen, block_size, json_output)  # fmt: skip
+            return
         users = model.users_.parse(user_ids)
         unknown = [
             str(u) for u, idx in zip(users, model.users_.lookup(users), strict=True) if idx < 0
@@ -443,6 +591,408 @@ def recommend(model_file, user_ids, n, include_seen, json_output) -> None:
         for rank, item in enumerate(entry["items"], 1):
             title = f"  {item['title']}" if "title" in item else ""
             click.echo(f"  {rank:>3}. {item['item']!s:<10} {item['score']:.3f}{title}")
+
+
+def _read_user_ratings(path: str, model: Any) -> tuple[Any, Any]:
+    """(items, ratings) of a one-user file: two columns item,rating, header optional."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, sep=None, engine="python", header=None, dtype=str)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise CliError(f"{path}: cannot read it as item,rating rows ({exc})") from None
+    if frame.shape[1] < 2:
+        raise CliError(f"{path}: expected two columns, item and rating (e.g. 50,5)")
+    values = pd.to_numeric(frame[1].str.strip(), errors="coerce")
+    first_line = 1
+    if len(frame) and pd.isna(values.iloc[0]):  # a header line
+        frame, values, first_line = frame.iloc[1:], values.iloc[1:], 2
+    bad = values.isna().to_numpy()
+    if bad.any():
+        row = int(bad.argmax())
+        raise CliError(
+            f"{path} line {first_line + row}: rating {frame[1].iloc[row]!r} is not a number"
+        )
+    items = model.items_.parse(frame[0].str.strip().tolist())
+    return items, values.to_numpy(dtype=float)
+
+
+def _recommend_for_file(model_file, ratings_path, n, include_seen, json_output) -> None:
+    import warnings
+
+    import mfrec
+    from mfrec.exceptions import UnknownIdWarning
+
+    with _user_errors():
+        model = mfrec.load(model_file)
+        items, values = _read_user_ratings(ratings_path, model)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownIdWarning)
+            try:
+                recs = model.recommend_for_ratings(
+                    (items, values), n=n, exclude_rated=not include_seen
+                )
+            except NotImplementedError as exc:
+                raise CliError(str(exc)) from None
+    ignored = [str(w.message) for w in caught if issubclass(w.category, UnknownIdWarning)]
+    entries = _entries(model, recs.item_ids, recs.scores)
+    if json_output:
+        _echo_json({"ratings": len(values), "notes": ignored, "items": entries})
+        return
+    click.echo(f"new user with {len(values)} ratings (folded in, not stored)")
+    for note in ignored:
+        click.echo(f"  note: {note}")
+    _echo_entries(entries)
+
+
+def _entries(model: Any, item_ids: Any, scores: Any) -> list[dict[str, Any]]:
+    titles = model.item_titles_
+    out = []
+    for item, score in zip(item_ids, scores, strict=True):
+        if not math.isfinite(float(score)):
+            continue
+        entry = {"item": item.item() if hasattr(item, "item") else item, "score": float(score)}
+        if titles is not None:
+            entry["title"] = titles[model.items_.lookup([item])[0]]
+        out.append(entry)
+    return out
+
+
+def _echo_entries(entries: list[dict[str, Any]]) -> None:
+    for rank, item in enumerate(entries, 1):
+        title = f"  {item['title']}" if "title" in item else ""
+        click.echo(f"  {rank:>3}. {item['item']!s:<10} {item['score']:.3f}{title}")
+
+
+@main.command()
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--item", "item_ids", multiple=True, required=True, help="Item id; repeat for several."
+)
+@click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "json_output", is_flag=True, help="Print JSON.")
+def similar(model_file, item_ids, n, json_output) -> None:
+    """Items most similar to --item: cosine similarity of the item factors (the item itself
+    excluded), with titles when known."""
+    import mfrec
+
+    with _user_errors():
+        model = mfrec.load(model_file)
+        items = model.items_.parse(item_ids)
+        try:
+            recs = model.similar_items(items, n=n)
+        except NotImplementedError as exc:
+            raise CliError(str(exc)) from None
+    titles = model.item_titles_
+    result = []
+    for row, item in enumerate(items):
+        entry: dict[str, Any] = {"item": item.item() if hasattr(item, "item") else item}
+        if titles is not None:
+            entry["title"] = titles[model.items_.lookup([item])[0]]
+        entry["similar"] = _entries(model, recs.item_ids[row], recs.scores[row])
+        result.append(entry)
+    if json_output:
+        _echo_json(result)
+        return
+    for entry in result:
+        title = f"  {entry['title']}" if "title" in entry else ""
+        click.echo(f"item {entry['item']}{title}")
+        _echo_entries(entry["similar"])
+
+
+@main.command()
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--ratings",
+    "ratings_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="New ratings (user,item,rating file) of known and new users.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    help="Model file to write (default: overwrite MODEL_FILE).",
+)
+@_data_options
+@click.option("--json", "json_output", is_flag=True, help="Print a JSON summary.")
+def update(
+    model_file, ratings_path, out_path, sep, columns, scale, duplicates, json_output
+) -> None:
+    """Update a saved model with new ratings, without retraining (partial_fit): each user
+    in the file -- known or new -- gets their factors re-solved from all their ratings,
+    the items staying fixed."""
+    import time
+    import warnings
+
+    import mfrec
+    from mfrec.exceptions import UnknownIdWarning
+
+    target = out_path or model_file
+    with _user_errors():
+        model = mfrec.load(model_file)
+        ratings = _load_data(ratings_path, sep, columns, scale, duplicates, False)
+        n_before = len(model.users_)
+        started = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownIdWarning)
+            try:
+                model.partial_fit(ratings)
+            except NotImplementedError as exc:
+                raise CliError(str(exc)) from None
+        seconds = time.perf_counter() - started
+        model.save(target)
+    notes = [str(w.message) for w in caught if issubclass(w.category, UnknownIdWarning)]
+    summary = {
+        "ratings": len(ratings),
+        "users_in_file": ratings.n_users,
+        "new_users": len(model.users_) - n_before,
+        "seconds": seconds,
+        "notes": notes,
+        "out": str(target),
+    }
+    if json_output:
+        _echo_json(summary)
+        return
+    for note in notes:
+        click.echo(f"note: {note}")
+    click.echo(
+        f"updated {summary['users_in_file']:,} users ({summary['new_users']:,} new) from "
+        f"{len(ratings):,} ratings in {seconds * 1000:.1f} ms; saved to {target}"
+    )
+
+
+def _write_all(model, out_path, n, users, exclude_seen, block_size, json_output) -> None:
+    import time
+
+    from mfrec.export import write_recommendations
+
+    total = len(model.users_) if users is None else len(users)
+    started = time.perf_counter()
+    with _bar(total, "recommending", _progress_enabled(json_output), unit="user") as bar:
+        rows = write_recommendations(
+            model, out_path, n, users=users, exclude_seen=exclude_seen, block_size=block_size,
+            progress=lambda done: bar.update(done - bar.n),
+        )  # fmt: skip
+    seconds = time.perf_counter() - started
+    summary = {"out": str(out_path), "users": total, "rows": rows, "seconds": seconds}
+    if json_output:
+        _echo_json(summary)
+    else:
+        click.echo(
+            f"wrote {rows:,} recommendations for {total:,} users to {out_path} in {seconds:.1f}s"
+        )
+
+
+@main.command()
+@click.argument("data")
+@_model_options
+@click.option(
+    "--grid",
+    "grid_spec",
+    metavar="SPEC",
+    help="Grid search: NAME=V1,V2;NAME=... (every combination), e.g. "
+    "'n_factors=50,100;reg=0.02,0.05'.",
+)
+@click.option(
+    "--random",
+    "random_spec",
+    metavar="SPEC",
+    help="Random search: NAME=DIST;... with int(a,b), logint(a,b), uniform(a,b), "
+    "loguniform(a,b), choice(v1,v2,...) or a fixed value, e.g. "
+    "'n_factors=int(10,200);lr=loguniform(1e-3,1e-1)'.",
+)
+@click.option(
+    "--n-iter", type=click.IntRange(min=1), default=20, show_default=True, help="Random draws."
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="K of the K-fold cross-validation on the searched data.",
+)
+@click.option(
+    "--split",
+    "split_spec",
+    default=None,
+    help="Hold out a test part first (one train/test split: u1, holdout:0.2, temporal:0.1, "
+    "...): the search sees only its training part; the best model is then refitted on it "
+    "and its test RMSE reported once. Without --split the search uses all of DATA.",
+)
+@click.option(
+    "--threads",
+    "n_threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads per fit (numba and BLAS); configurations run one after another. "
+    "Default: all cores.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Refit the best configuration (on all of DATA, or on the --split training part) "
+    "and save it here.",
+)
+@_data_options
+@click.option("--json", "json_output", is_flag=True, help="Print one JSON object.")
+def tune(
+    data,
+    model_name,
+    params,
+    seed,
+    grid_spec,
+    random_spec,
+    n_iter,
+    folds,
+    split_spec,
+    n_threads,
+    out_path,
+    sep,
+    columns,
+    scale,
+    duplicates,
+    json_output,
+) -> None:
+    """Search hyperparameters by K-fold cross-validated RMSE; print every configuration
+    and the best, optionally refit and save it.
+
+    Selection uses validation folds of the training data only; with --split the held-out
+    test RMSE of the refitted best model is reported once and never used to choose."""
+    import warnings
+
+    from mfrec.data.split import parse_split
+    from mfrec.evaluation.metrics import rmse
+    from mfrec.evaluation.search import (
+        configure,
+        grid_configurations,
+        parse_grid,
+        parse_space,
+        random_configurations,
+        search,
+        thread_limits,
+    )
+    from mfrec.exceptions import UnknownIdWarning
+
+    if (grid_spec is None) == (random_spec is None):
+        raise CliError("give exactly one of --grid SPEC or --random SPEC")
+    enabled = _progress_enabled(json_output)
+    base = _build_model(model_name, params, seed)
+    seed_value = 0 if seed is None else seed
+    with _user_errors():
+        if grid_spec is not None:
+            configs, method = grid_configurations(parse_grid(grid_spec, base)), "grid"
+        else:
+            space = parse_space(random_spec, base)
+            configs, method = random_configurations(space, n_iter, seed_value), "random"
+    ratings = _load_data(data, sep, columns, scale, duplicates, enabled)
+    with _user_errors():
+        test = None
+        searched = ratings
+        if split_spec is not None:
+            try:
+                parts = parse_split(split_spec, ratings, random_state=seed_value)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+            if len(parts) != 1:
+                raise CliError(
+                    f"--split {split_spec} gives {len(parts)} folds; tune holds out one test "
+                    "part (e.g. u1, holdout:0.2, temporal:0.1) and cross-validates with --folds"
+                )
+            searched, test = parts[0].train, parts[0].test
+        total = len(configs) * folds
+        with _bar(total, f"tuning {model_name}", enabled, unit="fit") as bar:
+
+            def on_fold(index: int, fold: int, _result: dict[str, Any]) -> None:
+                bar.set_description(f"config {index + 1}/{len(configs)}")
+                bar.update(1)
+
+            def on_config(result) -> None:
+                if enabled:
+                    shown = " ".join(f"{k}={_show(v)}" for k, v in result.params.items())
+                    score = (
+                        f"failed ({result.error})"
+                        if result.error
+                        else f"RMSE {result.mean_rmse:.4f} ± {result.std_rmse:.4f}"
+                    )
+                    bar.write(f"  #{result.index + 1} {shown}: {score}")
+
+            result = search(
+                base,
+                configs,
+                searched,
+                folds=folds,
+                random_state=seed_value,
+                n_threads=n_threads,
+                method=method,
+                on_fold=on_fold,
+                on_config=on_config,
+            )
+        best = result.best_params
+        report: dict[str, Any] = {
+            "data": str(ratings.name or data),
+            "model": model_name,
+            "search": {"method": method, "spec": grid_spec or random_spec, "folds": folds},
+            "searched_ratings": len(searched),
+            "split": split_spec,
+            **result.to_dict(),
+        }
+        refit = None
+        if test is not None or out_path is not None:
+            refit = configure(type(base)(**best), {}, n_threads)
+            with thread_limits(n_threads):
+                refit.fit(searched)
+            report["refit"] = {"n_ratings": len(searched), "fit_seconds": refit.fit_seconds_}
+        if test is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnknownIdWarning)
+                predicted = refit.predict_ratings(test, clip=True)
+            report["test_rmse"] = rmse(test.rating, predicted)
+            report["n_test"] = len(test)
+        if out_path is not None:
+            refit.save(out_path)
+            report["out"] = str(out_path)
+    if json_output:
+        _echo_json(report)
+        return
+    where = f"the training part of {split_spec}" if split_spec else "all of the data"
+    click.echo(
+        f"{method} search of {type(base).__name__} on {where} ({len(searched):,} ratings of "
+        f"{ratings!r}), {folds}-fold CV, {len(configs)} configurations, "
+        f"{result.seconds:.1f}s"
+    )
+    click.echo(result.table())
+    chosen = result.best
+    click.echo(
+        f"\nbest (#{chosen.index + 1}, mean validation RMSE {chosen.mean_rmse:.4f} ± "
+        f"{chosen.std_rmse:.4f}):"
+    )
+    changed = {k: v for k, v in best.items() if k in chosen.params or k in dict(_pairs(params))}
+    preset_name = click.get_current_context().meta.get("mfrec_preset")
+    flags = [f"--preset {preset_name}"] if preset_name else []
+    flags += [f"--param {k}={_show(v)}" for k, v in changed.items()]
+    click.echo("  " + " ".join(flags))
+    if test is not None:
+        click.echo(
+            f"held-out test RMSE of the best model refitted on the training part: "
+            f"{report['test_rmse']:.4f} ({len(test):,} ratings; reported once, not used for "
+            "selection)"
+        )
+    if out_path is not None:
+        click.echo(f"saved the refitted best model to {out_path}")
+
+
+def _pairs(params: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [
+        (k.strip().replace("-", "_"), v) for k, v in (p.split("=", 1) for p in params if "=" in p)
+    ]
+
+
+def _show(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 @main.command()

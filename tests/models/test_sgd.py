@@ -195,6 +195,14 @@ def test_early_stopping_restores_best_epoch(planted):
     )
 
 
+def test_early_stopping_without_biases(planted):
+    """FunkSVD has no bias arrays; restoring the best epoch must cope with that."""
+    _, fold = planted
+    model = FunkSVD(n_factors=30, n_epochs=300, lr=0.05, reg=0.0, init_std=0.3, patience=2)
+    model.set_params(random_state=0).fit(fold.train, validation=fold.test)
+    assert model.user_bias_ is None and len(model.history_) < 300
+
+
 def test_patience_without_validation_is_an_error(planted):
     _, fold = planted
     with pytest.raises(ParameterError, match="validation"):

@@ -134,7 +134,21 @@ def _select_exact(scores, ids, n, out_idx, out_scores):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def topk_rescored(approx, row_users, excl_indptr, excl_indices, slack, P, Q, bu, bi, intercept, fallback, out_idx, out_scores):
+def topk_rescored(
+    approx,
+    row_users,
+    excl_indptr,
+    excl_indices,
+    slack,
+    P,
+    Q,
+    bu,
+    bi,
+    intercept,
+    fallback,
+    out_idx,
+    out_scores,
+):
     """Exact top-n per row, from approximate scores.
 
     ``approx[r]`` holds float32 scores of user ``row_users[r]`` (BLAS), each within

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from mfrec.exceptions import ParameterError
+from mfrec.models.adam import AdamMF
+from mfrec.models.als import ALS
 from mfrec.models.base import FactorModel, Recommendations, Recommender
 from mfrec.models.baseline import BiasBaseline, GlobalMean
+from mfrec.models.bayes import BayesianMF
+from mfrec.models.gd import GradientDescentMF
+from mfrec.models.implicit import ImplicitALS
+from mfrec.models.nmf import NMF
 from mfrec.models.sgd import BiasedMF, FunkSVD
+from mfrec.models.svd import TruncatedSVD
+from mfrec.models.svdpp import SVDpp
 
 #: CLI name -> class, in the order ``mfrec --help`` lists them.
 MODELS: dict[str, type[Recommender]] = {
@@ -13,6 +21,14 @@ MODELS: dict[str, type[Recommender]] = {
     for cls in (
         BiasedMF,
         FunkSVD,
+        SVDpp,
+        ALS,
+        BayesianMF,
+        ImplicitALS,
+        TruncatedSVD,
+        NMF,
+        GradientDescentMF,
+        AdamMF,
         BiasBaseline,
         GlobalMean,
     )
@@ -30,13 +46,21 @@ def get_model_class(name: str) -> type[Recommender]:
 
 
 __all__ = [
+    "ALS",
     "MODELS",
+    "NMF",
+    "AdamMF",
+    "BayesianMF",
     "BiasBaseline",
     "BiasedMF",
     "FactorModel",
     "FunkSVD",
     "GlobalMean",
+    "GradientDescentMF",
+    "ImplicitALS",
     "Recommendations",
     "Recommender",
+    "SVDpp",
+    "TruncatedSVD",
     "get_model_class",
 ]

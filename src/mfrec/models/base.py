@@ -14,6 +14,9 @@ global mean alone (both unknown; also for models without biases). It warns once 
 with :class:`~mfrec.exceptions.UnknownIdWarning`, saying how many pairs were affected.
 ``recommend`` for an unknown user ranks items by that same fallback score (global mean +
 item bias), with nothing to exclude. ``similar_items`` of an unknown item is a ``KeyError``.
+``fold_in``, ``recommend_for_ratings`` and ``partial_fit`` ignore ratings of unknown items
+(they have no factors) with one warning per call; unknown *users* are what ``fold_in`` and
+``partial_fit`` add.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -31,7 +34,7 @@ import scipy.sparse as sp
 
 from mfrec._params import Constraint, check_params
 from mfrec.data.ratings import Ratings
-from mfrec.data.vocab import Vocabulary
+from mfrec.data.vocab import Vocabulary, normalize_ids
 from mfrec.exceptions import (
     DataError,
     DivergenceError,
@@ -263,7 +266,10 @@ class Recommender:
             if patience is not None:
                 if record["val_rmse"] < best_rmse:
                     best_rmse, best_epoch = record["val_rmse"], e
-                    best_state = {k: getattr(self, k).copy() for k in self._fitted_arrays}
+                    best_state = {
+                        k: None if getattr(self, k) is None else getattr(self, k).copy()
+                        for k in self._fitted_arrays
+                    }
                 elif e - best_epoch >= patience:
                     logger.info("early stop after epoch %d (best epoch %d)", e, best_epoch)
                     break
@@ -298,8 +304,9 @@ class Recommender:
         raise NotImplementedError
 
     def _fallback_item_scores(self) -> np.ndarray:
-        """Scores of every item for an unknown user: global mean (+ item bias)."""
-        scores = np.full(len(self.items_), self.global_mean_, dtype=np.float32)
+        """float64 scores of every item for an unknown user: global mean (+ item bias),
+        exactly what :meth:`predict` gives an unknown user."""
+        scores = np.full(len(self.items_), self.global_mean_, dtype=np.float64)
         item_bias = getattr(self, "item_bias_", None)
         if item_bias is not None:
             scores += item_bias
@@ -427,7 +434,7 @@ class Recommender:
                 if fallback is None:
                     fallback = self._fallback_item_scores()
                 scores = np.empty((len(block), len(self.items_)), dtype=np.float32)
-                scores[~known] = fallback
+                scores[~known] = fallback.astype(np.float32)
                 if known.any():
                     scores[known] = self._score_block(block[known])
             scores = np.ascontiguousarray(scores, dtype=np.float32)
@@ -494,6 +501,43 @@ class Recommender:
             ids[pad] = "" if self.items_.kind == "str" else -1
         return ids
 
+    def iter_recommendations(
+        self,
+        n: int = 10,
+        *,
+        users: Any = None,
+        exclude_seen: bool = True,
+        block_size: int | None = None,
+    ) -> Iterator[tuple[np.ndarray, Recommendations]]:
+        """Top-``n`` lists for many users, one block of users at a time.
+
+        Yields ``(user_ids, Recommendations)`` per block (2-D, padded as in
+        :meth:`recommend`). Memory stays bounded by ``block_size`` x n_items scores
+        whatever the number of users -- the way to score every user of a large model
+        (see :func:`mfrec.export.write_recommendations`).
+
+        Parameters
+        ----------
+        n : int
+        users : sequence of raw ids, optional
+            Default: every user known to the model, in vocabulary order.
+        exclude_seen : bool, default True
+        block_size : int, optional
+            Users per block (default: as many as fit in 64 MiB of scores).
+        """
+        self._check_fitted()
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ParameterError(f"n must be a positive int, got {n!r}")
+        if users is None:
+            index = np.arange(len(self.users_), dtype=np.int32)
+        else:
+            index = self.users_.index(users)  # KeyError naming any unknown user
+        rows = self._block_rows(block_size)
+        for start in range(0, len(index), rows):
+            block = index[start : start + rows]
+            idx, scores = self._recommend_indices(block, n, exclude_seen, rows)
+            yield self.users_.take(block), Recommendations(self._ids_with_padding(idx), scores)
+
     # -- persistence ------------------------------------------------------------------
     def save(self, path: str) -> None:
         """Write the fitted model to ``path`` (one ``.mfrec`` file, no pickle, atomic).
@@ -536,6 +580,31 @@ class Recommender:
         """users x items CSR of the training ratings (what ``exclude_seen`` excludes)."""
         self._check_fitted()
         return self._seen
+
+    # -- beyond the training users: fold-in, partial fit, similar items ---------------
+    # Implemented by FactorModel (see there); other models say they cannot.
+    def _cannot(self, what: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} does not support {what}")
+
+    def fold_in(self, user_id: Any, ratings: Any) -> Recommender:
+        """Add a user unseen in training, from their ratings, without retraining."""
+        raise self._cannot("fold_in (adding a new user without retraining)")
+
+    def recommend_for_ratings(
+        self, ratings: Any, n: int = 10, *, exclude_rated: bool = True
+    ) -> Recommendations:
+        """Top-``n`` items for an anonymous user described by ``ratings`` (not stored)."""
+        raise self._cannot("recommend_for_ratings (recommendations for unseen users)")
+
+    def partial_fit(self, ratings: Ratings) -> Recommender:
+        """Update users (known and new) from fresh ratings without a full refit."""
+        raise self._cannot("partial_fit (updating users without a full refit)")
+
+    def similar_items(
+        self, item_ids: Any, n: int = 10, *, block_size: int | None = None
+    ) -> Recommendations:
+        """The ``n`` items most similar to each of ``item_ids``."""
+        raise self._cannot("similar_items (it has no item latent space)")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -615,6 +684,503 @@ class FactorModel(Recommender):
     @property
     def n_factors_(self) -> int:
         return int(self.item_factors_.shape[1])
+
+    def _uses_standard_scoring(self) -> bool:
+        """Whether scores are exactly FactorModel's formula (no subclass override)."""
+        return type(self)._score_pairs is FactorModel._score_pairs
+
+    def _recommend_indices(
+        self, user_index: np.ndarray, n: int, exclude_seen: bool, block_size: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-n at BLAS speed: a block of users is scored with one float32 matrix
+        product, then :func:`mfrec.kernels.topk.topk_rescored` rescores the few items
+        that the product's error bound cannot rule out with the exact (predict) score.
+        The ranking is therefore the exact one -- the same for a user alone or in any
+        batch -- and each reported score is float32(predict(user, item))."""
+        if not self._uses_standard_scoring():
+            return super()._recommend_indices(user_index, n, exclude_seen, block_size)
+        from mfrec.kernels.topk import topk_rescored
+
+        n = min(int(n), len(self.items_))
+        rows = self._block_rows(block_size)
+        out_idx = np.full((len(user_index), n), -1, dtype=np.int32)
+        out_scores = np.full((len(user_index), n), -np.inf, dtype=np.float32)
+        seen = self._seen if exclude_seen else None
+        indptr = seen.indptr if seen is not None else np.zeros(1, dtype=np.int32)
+        indices = seen.indices if seen is not None else np.zeros(0, dtype=np.int32)
+        P, Q = self.user_factors_, self.item_factors_
+        bu = self.user_bias_ if self.user_bias_ is not None else _EMPTY
+        bi = self.item_bias_ if self.item_bias_ is not None else _EMPTY
+        intercept = self._intercept()
+        qt32 = self._item_factors_t()
+        bi32 = bi.astype(np.float32, copy=False)
+        fallback = self._fallback_item_scores()
+        # Higham's bound for a float32 dot product of k terms plus three additions,
+        # doubled for the float64 -> float32 rounding of the factors and again for safety.
+        k = Q.shape[1]
+        unit = 2.0**-24
+        gamma = (2 * k + 8) * unit / (1 - (2 * k + 8) * unit)
+        q_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", Q, Q, dtype=np.float64))))
+        bi_max = float(np.max(np.abs(bi))) if len(bi) else 0.0
+        for start in range(0, len(user_index), rows):
+            block = np.ascontiguousarray(user_index[start : start + rows], dtype=np.int32)
+            known = block >= 0
+            approx = np.empty((len(block), len(self.items_)), dtype=np.float32)
+            slack = np.empty(len(block), dtype=np.float64)
+            if known.any():
+                users = block[known]
+                p = P[users]
+                approx[known] = p.astype(np.float32, copy=False) @ qt32
+                approx[known] += np.float32(intercept)
+                if len(bi32):
+                    approx[known] += bi32
+                bu_abs = np.zeros(len(users))
+                if len(bu):
+                    approx[known] += bu[users, None].astype(np.float32)
+                    bu_abs = np.abs(bu[users].astype(np.float64))
+                p_norm = np.sqrt(np.einsum("ij,ij->i", p, p, dtype=np.float64))
+                slack[known] = 4 * gamma * (p_norm * q_norm + abs(intercept) + bu_abs + bi_max)
+            if not known.all():
+                approx[~known] = fallback.astype(np.float32)
+                slack[~known] = 4 * unit * float(np.max(np.abs(fallback)))
+            topk_rescored(
+                approx, block, indptr, indices, slack, P, Q, bu, bi, intercept, fallback,
+                out_idx[start : start + rows], out_scores[start : start + rows],
+            )  # fmt: skip
+        return out_idx, out_scores
+
+    # -- fold-in and partial fit ------------------------------------------------------
+    # A user's vector z = [p_u, b_u] (b_u only for models with user biases) is the
+    # solution of a regularised least-squares problem with the item side fixed:
+    #   (G + sum_j w_j f_j f_j^T + diag(base + n_u per)) z = sum_j (w t)_j f_j
+    # (mfrec.kernels.foldin). The defaults below are the explicit objective of the SGD
+    # models; a model with another objective overrides the three _fold_in_* hooks.
+    def _fold_in_design(self) -> tuple[np.ndarray, np.ndarray]:
+        """(features F: n_items x d, Gram term G: d x d float64) of the fold-in solve.
+
+        Default: ``f_i = [q_i, 1]`` (the 1 only for models with user biases) and
+        ``G = 0``: least squares on the user's ratings alone.
+        """
+        cached = getattr(self, "_fold_in_cache", None)
+        if cached is not None and cached[0] is self.item_factors_:
+            return cached[1]
+        q = self.item_factors_
+        if self.user_bias_ is not None:
+            q = np.hstack([q, np.ones((q.shape[0], 1), dtype=q.dtype)])
+        design = (np.ascontiguousarray(q), np.zeros((q.shape[1], q.shape[1])))
+        self._fold_in_cache = (self.item_factors_, design)
+        return design
+
+    def _fold_in_terms(
+        self, item_index: np.ndarray, rating: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(weights w, weighted targets w t) of each given rating, float64.
+
+        Default: ``w = 1``, ``t = r - mu - b_i`` (no mu for models without a global mean,
+        no b_i without item biases).
+        """
+        target = np.asarray(rating, dtype=np.float64) - self._intercept()
+        if self.item_bias_ is not None:
+            target = target - self.item_bias_[item_index]
+        return np.ones(len(target)), target
+
+    def _fold_in_penalty(self) -> tuple[np.ndarray, np.ndarray]:
+        """(base, per_rating): the diagonal ridge ``base + n_u per_rating`` on z.
+
+        Default: the per-rating L2 of the SGD objective
+        ``sum_(u,i) [e^2 + reg |p_u|^2 + reg_bias b_u^2 + ...]``: with the items fixed
+        its user part is ``sum_i e_ui^2 + n_u (reg |p_u|^2 + reg_bias b_u^2)``, so
+        ``per_rating = [reg, ..., reg, reg_bias]`` (``reg_bias`` defaults to ``reg``).
+        """
+        reg = getattr(self, "reg", None)
+        if reg is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not define the regularisation of its fold-in "
+                "solve (the default reads a `reg` hyperparameter, which it does not have; "
+                "the model must override _fold_in_penalty)"
+            )
+        reg_bias = getattr(self, "reg_bias", None)
+        per = np.full(self.n_factors_ + (self.user_bias_ is not None), float(reg))
+        if self.user_bias_ is not None:
+            per[-1] = float(reg if reg_bias is None else reg_bias)
+        return np.zeros_like(per), per
+
+    def _check_fold_in(self) -> None:
+        extra = sorted(set(self._fitted_arrays) - set(FactorModel._fitted_arrays))
+        if extra:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not support fold-in: its learned state "
+                f"includes {extra} besides the factors and biases, which the generic "
+                "solve cannot extend (the model must override fold_in, "
+                "recommend_for_ratings and partial_fit)"
+            )
+
+    def _solve_users(
+        self, indptr: np.ndarray, item_index: np.ndarray, rating: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Factors (and biases) of users given as CSR rows of ratings over item indices,
+        with everything on the item side fixed."""
+        n_rows = len(indptr) - 1
+        k = self.n_factors_
+        has_bias = self.user_bias_ is not None
+        if k + has_bias == 0:  # nothing to learn (GlobalMean)
+            return np.zeros((n_rows, 0), dtype=self.user_factors_.dtype), None
+        from mfrec.kernels.foldin import ridge_rows
+
+        features, gram = self._fold_in_design()
+        base, per = self._fold_in_penalty()
+        item_index = np.ascontiguousarray(item_index, dtype=np.int32)
+        weights, targets = self._fold_in_terms(item_index, rating)
+        out = np.empty((n_rows, features.shape[1]), dtype=np.float64)
+        ridge_rows(
+            np.ascontiguousarray(indptr, dtype=np.int64),
+            item_index,
+            np.ascontiguousarray(weights, dtype=np.float64),
+            np.ascontiguousarray(targets, dtype=np.float64),
+            features,
+            np.ascontiguousarray(gram, dtype=np.float64),
+            np.ascontiguousarray(base, dtype=np.float64),
+            np.ascontiguousarray(per, dtype=np.float64),
+            out,
+        )
+        factors = out[:, :k].astype(self.user_factors_.dtype)
+        bias = out[:, k].astype(self.user_bias_.dtype) if has_bias else None
+        return factors, bias
+
+    def _user_ratings(self, ratings: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Item indices (sorted) and values of one user's ratings given as a dict
+        ``{item: rating}``, a pandas Series indexed by item, or a pair
+        ``(items, ratings)``; unknown items are dropped with a warning."""
+        import pandas as pd
+
+        if isinstance(ratings, dict):
+            items, values = list(ratings.keys()), list(ratings.values())
+        elif isinstance(ratings, pd.Series):
+            items, values = ratings.index.to_numpy(), ratings.to_numpy()
+        elif isinstance(ratings, (tuple, list)) and len(ratings) == 2:
+            items, values = ratings
+        else:
+            raise DataError(
+                "ratings must be a dict {item: rating}, a pandas Series indexed by item, or "
+                f"a pair (items, ratings); got {type(ratings).__name__}"
+            )
+        try:
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise DataError("ratings must be numbers") from None
+        item_index = self.items_.lookup(items) if len(values) else np.zeros(0, np.int32)
+        if len(item_index) != len(values):
+            raise DataError(f"{len(item_index)} items but {len(values)} ratings")
+        if not np.all(np.isfinite(values)):
+            raise DataError("ratings must be finite numbers (got NaN or infinity)")
+        if pd.Index(np.asarray(items, dtype=object)).has_duplicates:
+            raise DataError("an item is rated more than once; give each item one rating")
+        unknown = item_index < 0
+        if unknown.any():
+            warnings.warn(
+                f"{int(unknown.sum())} of {len(item_index)} rated items are unknown to the "
+                "model (not in its training data) and were ignored",
+                UnknownIdWarning,
+                stacklevel=3,
+            )
+        order = np.argsort(item_index[~unknown], kind="stable")
+        return item_index[~unknown][order], values[~unknown][order]
+
+    def _append_users(
+        self,
+        ids: np.ndarray,
+        factors: np.ndarray,
+        bias: np.ndarray | None,
+        seen_rows: sp.csr_matrix,
+    ) -> None:
+        """Extend the vocabulary, factors, biases and seen items by new users."""
+        seen = self._seen
+        self.users_ = _grow_vocabulary(self.users_, ids)
+        self.user_factors_ = np.concatenate([self.user_factors_, factors])
+        if self.user_bias_ is not None:
+            self.user_bias_ = np.concatenate([self.user_bias_, bias])
+        merged = sp.vstack([seen, seen_rows], format="csr")
+        merged.sort_indices()
+        self._seen = merged
+
+    def fold_in(self, user_id: Any, ratings: Any) -> FactorModel:
+        """Add a user unseen in training, from their ratings, without retraining.
+
+        The user's factors (and bias) solve the model's own regularised least-squares
+        problem with every item-side parameter fixed (for the SGD models: ridge
+        regression of ``r - mu - b_i`` on ``q_i`` with penalty ``n_u reg``, the user
+        part of their objective) -- O(n_u k^2 + k^3), milliseconds. The user then is
+        known: ``predict`` and ``recommend`` treat them like a training user, the rated
+        items are excluded from their recommendations, and ``save`` keeps them.
+
+        Parameters
+        ----------
+        user_id : raw id
+            A new id (of the kind of the training user ids).
+        ratings : dict, pandas Series or (items, ratings) pair
+            The user's ratings by raw item id. Items unknown to the model are ignored
+            with an :class:`~mfrec.exceptions.UnknownIdWarning` (they have no factors).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DataError
+            When ``user_id`` is already known (use :meth:`partial_fit` to update a known
+            user) or the ratings are malformed.
+        """
+        self._check_fitted()
+        self._check_fold_in()
+        if np.ndim(user_id) != 0:
+            raise DataError("fold_in adds one user; use partial_fit(ratings) to add many")
+        if self.users_.lookup([user_id])[0] >= 0:
+            raise DataError(
+                f"user {user_id!r} is already known to the model; partial_fit(ratings) "
+                "updates a known user from new ratings"
+            )
+        from mfrec._threads import numba_threads
+
+        items, values = self._user_ratings(ratings)
+        indptr = np.array([0, len(items)], dtype=np.int64)
+        with numba_threads(1):  # one small solve: no thread pool to wake
+            factors, bias = self._solve_users(indptr, items, values)
+        row = sp.csr_matrix((values.astype(np.float32), items, indptr), shape=(1, len(self.items_)))
+        self._append_users(np.array([user_id], dtype=object), factors, bias, row)
+        logger.debug("folded in user %r from %d ratings", user_id, len(items))
+        return self
+
+    def recommend_for_ratings(
+        self, ratings: Any, n: int = 10, *, exclude_rated: bool = True
+    ) -> Recommendations:
+        """Top-``n`` items for a user described only by ``ratings`` (not stored).
+
+        The user's vector is solved as in :meth:`fold_in` and ranked by the very code
+        that ranks stored users, so ``fold_in(u, r)`` followed by ``recommend(u)`` gives
+        the same list and scores; nothing about the model changes.
+
+        Parameters
+        ----------
+        ratings : dict, pandas Series or (items, ratings) pair
+            Raw item ids and ratings; unknown items are ignored with a warning.
+        n : int, default 10
+        exclude_rated : bool, default True
+            Leave out the rated items.
+
+        Returns
+        -------
+        Recommendations
+            1-D ``(item_ids, scores)``, best first, ties broken by lower item index.
+        """
+        import copy
+
+        self._check_fitted()
+        self._check_fold_in()
+        _check_n(n)
+        from mfrec._threads import numba_threads
+
+        items, values = self._user_ratings(ratings)
+        indptr = np.array([0, len(items)], dtype=np.int32)
+        # One user is less work than waking a thread pool: run on the calling thread.
+        with numba_threads(1):
+            factors, bias = self._solve_users(indptr, items, values)
+            # A shallow copy holding just this user: same item side, same ranking code.
+            single = copy.copy(self)
+            single.user_factors_ = factors
+            if bias is not None:
+                single.user_bias_ = bias
+            single._seen = sp.csr_matrix(
+                (values.astype(np.float32), items, indptr), shape=(1, len(self.items_))
+            )
+            idx, scores = single._recommend_indices(np.zeros(1, dtype=np.int32), n, exclude_rated)
+        valid = np.isfinite(scores[0])
+        return Recommendations(self.items_.take(idx[0][valid]), scores[0][valid])
+
+    def partial_fit(self, ratings: Ratings) -> FactorModel:
+        """Update users from fresh ratings without a full refit.
+
+        Each user in ``ratings`` -- known or new -- gets their factors (and bias)
+        re-solved exactly as :meth:`fold_in` solves them, from *all* their ratings: the
+        ones the model already holds merged with the new ones (a new rating of an item
+        the user had rated replaces the old one). Item factors, item biases and the
+        global mean stay as they are, so the update costs O(n_u k^2 + k^3) per affected
+        user and nothing for the others; refit from scratch from time to time to let
+        the items move. New users are appended to the vocabulary, in order of first
+        appearance. Ratings of items unknown to the model are ignored with a warning (a
+        new user with no other rating is not added). Vocabularies, seen items and
+        ``save``/``load`` stay consistent.
+
+        Parameters
+        ----------
+        ratings : Ratings or pandas.DataFrame
+            New (user, item, rating) rows (a DataFrame needs columns user, item,
+            rating).
+
+        Returns
+        -------
+        self
+        """
+        import pandas as pd
+
+        self._check_fitted()
+        self._check_fold_in()
+        if isinstance(ratings, pd.DataFrame):
+            ratings = Ratings.from_frame(ratings)
+        if not isinstance(ratings, Ratings):
+            raise DataError(
+                f"partial_fit expects mfrec Ratings or a DataFrame, got {type(ratings).__name__}"
+            )
+        v = self._translate(ratings)
+        known = v.item_index >= 0
+        if not known.all():
+            warnings.warn(
+                f"{int((~known).sum())} of {len(known)} new ratings are of items unknown to "
+                "the model and were ignored (new items need a refit)",
+                UnknownIdWarning,
+                stacklevel=2,
+            )
+        if not known.any():
+            return self
+        source_user = ratings.user_index[known]
+        users = v.user_index[known].copy()
+        items = v.item_index[known]
+        values = ratings.rating[known]
+        n_old = len(self.users_)
+        new = users < 0
+        new_source = pd.unique(source_user[new])  # in order of first appearance
+        if len(new_source):
+            position = np.full(ratings.n_users, -1, dtype=np.int64)
+            position[new_source] = np.arange(len(new_source))
+            users[new] = n_old + position[source_user[new]]
+        n_users = n_old + len(new_source)
+        seen = self._seen.tocoo()
+        rows = np.concatenate([seen.row.astype(np.int64), users])
+        cols = np.concatenate([seen.col.astype(np.int64), items])
+        data = np.concatenate([seen.data.astype(np.float32), values])
+        # One rating per (user, item): the last occurrence -- the new one -- wins.
+        key = rows * len(self.items_) + cols
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        last = order[np.append(sorted_key[1:] != sorted_key[:-1], True)]
+        merged = sp.csr_matrix(
+            (data[last], (rows[last], cols[last])), shape=(n_users, len(self.items_))
+        )
+        merged.sort_indices()
+        affected = np.unique(users)
+        sub = merged[affected]
+        factors, bias = self._solve_users(sub.indptr, sub.indices, sub.data)
+        if len(new_source):
+            k = self.n_factors_
+            self.users_ = _grow_vocabulary(self.users_, ratings.users.take(new_source))
+            self.user_factors_ = np.concatenate(
+                [self.user_factors_, np.zeros((len(new_source), k), self.user_factors_.dtype)]
+            )
+            if self.user_bias_ is not None:
+                self.user_bias_ = np.concatenate(
+                    [self.user_bias_, np.zeros(len(new_source), self.user_bias_.dtype)]
+                )
+        else:
+            self.user_factors_ = self.user_factors_.copy()
+            if self.user_bias_ is not None:
+                self.user_bias_ = self.user_bias_.copy()
+        self.user_factors_[affected] = factors
+        if self.user_bias_ is not None:
+            self.user_bias_[affected] = bias
+        self._seen = merged
+        logger.info(
+            "partial_fit: %d ratings, %d users updated (%d new)",
+            int(known.sum()),
+            len(affected),
+            len(new_source),
+        )
+        return self
+
+    # -- similar items ----------------------------------------------------------------
+    def _unit_item_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """float32 item factors scaled to unit length (zero rows stay zero), and their
+        transpose; cached per factor array."""
+        cached = getattr(self, "_unit_cache", None)
+        if cached is not None and cached[0] is self.item_factors_:
+            return cached[1]
+        q = self.item_factors_.astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", q, q))
+        unit = (q / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32)
+        pair = (unit, np.ascontiguousarray(unit.T))
+        self._unit_cache = (self.item_factors_, pair)
+        return pair
+
+    def similar_items(
+        self, item_ids: Any, n: int = 10, *, block_size: int | None = None
+    ) -> Recommendations:
+        """The ``n`` items most similar to each of ``item_ids``: cosine similarity of the
+        item factors, the item itself excluded.
+
+        Parameters
+        ----------
+        item_ids : raw id or sequence of raw ids
+            Items known to the model (an unknown one is a :class:`KeyError`).
+        n : int, default 10
+        block_size : int, optional
+            Items scored at once (memory: block_size x n_items float32); default: as
+            many as fit in 64 MiB.
+
+        Returns
+        -------
+        Recommendations
+            ``(item_ids, scores)`` with cosine similarities in [-1, 1], best first, ties
+            broken by lower item index; 1-D for one id, 2-D (padded as in
+            :meth:`recommend`) for a sequence. An item with all-zero factors has
+            similarity 0 to every item.
+        """
+        from mfrec.kernels.score import score_block
+        from mfrec.kernels.topk import topk_rows
+
+        self._check_fitted()
+        _check_n(n)
+        if self.n_factors_ == 0:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no item factors (0 latent dimensions), so it "
+                "has no latent space to measure item similarity in"
+            )
+        single = np.ndim(item_ids) == 0
+        index = self.items_.index(item_ids)
+        unit, unit_t = self._unit_item_factors()
+        width = min(int(n), len(self.items_) - 1)
+        out_idx = np.full((len(index), width), -1, dtype=np.int32)
+        out_scores = np.full((len(index), width), -np.inf, dtype=np.float32)
+        rows = self._block_rows(block_size)
+        for start in range(0, len(index) if width > 0 else 0, rows):
+            block = np.ascontiguousarray(index[start : start + rows], dtype=np.int32)
+            scores = np.empty((len(block), len(self.items_)), dtype=np.float32)
+            score_block(unit, unit_t, _EMPTY, _EMPTY, 0.0, block, scores)
+            local = np.arange(len(block), dtype=np.int32)
+            topk_rows(
+                scores,
+                local,
+                np.arange(len(block) + 1, dtype=np.int32),
+                block,
+                out_idx[start : start + rows],
+                out_scores[start : start + rows],
+            )
+        if single:
+            valid = np.isfinite(out_scores[0])
+            return Recommendations(self.items_.take(out_idx[0][valid]), out_scores[0][valid])
+        return Recommendations(self._ids_with_padding(out_idx), out_scores)
+
+
+def _check_n(n: Any) -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ParameterError(f"n must be a positive int, got {n!r}")
+
+
+def _grow_vocabulary(vocab: Vocabulary, new_ids: Any) -> Vocabulary:
+    """``vocab`` followed by ``new_ids`` (not already in it) as a new Vocabulary."""
+    kind, ids = normalize_ids(new_ids, vocab.name)
+    if kind == vocab.kind:
+        return Vocabulary._from_checked(kind, np.concatenate([vocab.ids, ids]), vocab.name)
+    # e.g. int ids joined by one beyond int64: let the vocabulary pick the kind.
+    return Vocabulary(np.concatenate([vocab.ids.astype(object), ids.astype(object)]), vocab.name)
 
 
 _EMPTY = np.zeros(0, dtype=np.float32)

@@ -1,0 +1,258 @@
+"""Alternating least squares for explicit ratings, with biases and weighted-lambda
+regularisation (Zhou et al. 2008, "ALS-WR"; the regularisation Spark MLlib uses).
+
+Model: r_hat(u, i) = mu + b_u + b_i + p_u . q_i   (biased), or  p_u . q_i  (unbiased,
+Spark's model). With the items fixed, each user's parameters minimise
+
+    sum_{i in I(u)} (r_ui - mu - b_i - b_u - p_u . q_i)^2
+        + reg n_u |p_u|^2 + reg_bias n_u b_u^2                       (n_u = |I(u)|)
+
+a ridge regression with design rows a_i = [q_i, 1] and targets t_i = r_ui - mu - b_i.
+Its normal equations
+
+    (sum_i a_i a_i^T + n_u diag(reg, ..., reg, reg_bias)) x_u = sum_i t_i a_i,   x_u = [p_u, b_u]
+
+are solved exactly by Cholesky (the matrix is symmetric positive definite for reg > 0).
+Items are solved the same way with the users fixed. Unbiased: a_i = q_i, t_i = r_ui.
+A row with fewer ratings than unknowns (a long-tail item) is solved through the
+equivalent n_u x n_u system instead (see :func:`_solve_dual`): same solution, far less work.
+
+Every row is solved on its own, rows in parallel (numba prange). Each row's sums run
+over its ratings in stored order, in float64, with no BLAS call (so no second thread
+pool can oversubscribe the cores): the result is the same on any number of threads.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+# Reassociation lets the Gram-matrix dot products vectorise; NaN/inf semantics kept.
+FAST = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _cholesky_solve(A, b):
+    """Solve A x = b for symmetric positive definite A (lower triangle used) in place:
+    A becomes its Cholesky factor L, b becomes x. Returns False if A is not SPD."""
+    m = A.shape[0]
+    for j in range(m):
+        d = A[j, j]
+        for p in range(j):
+            d -= A[j, p] * A[j, p]
+        if not d > 0.0:
+            return False
+        d = np.sqrt(d)
+        A[j, j] = d
+        for i in range(j + 1, m):
+            s = A[i, j]
+            for p in range(j):
+                s -= A[i, p] * A[j, p]
+            A[i, j] = s / d
+    for i in range(m):  # L y = b
+        s = b[i]
+        for p in range(i):
+            s -= A[i, p] * b[p]
+        b[i] = s / A[i, i]
+    for i in range(m - 1, -1, -1):  # L^T x = y
+        s = b[i]
+        for p in range(i + 1, m):
+            s -= A[p, i] * b[p]
+        b[i] = s / A[i, i]
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _gram_lower(design, gram):
+    """Lower triangle of design @ design.T, four rows at a time (each load of a row of
+    ``design`` feeds four accumulators; the inner loops vectorise)."""
+    m, n = design.shape
+    f = 0
+    while f + 4 <= m:
+        r0 = design[f]
+        r1 = design[f + 1]
+        r2 = design[f + 2]
+        r3 = design[f + 3]
+        for g in range(f + 4):
+            rg = design[g]
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            for t in range(n):
+                x = rg[t]
+                a0 += r0[t] * x
+                a1 += r1[t] * x
+                a2 += r2[t] * x
+                a3 += r3[t] * x
+            gram[f, g] = a0
+            gram[f + 1, g] = a1
+            gram[f + 2, g] = a2
+            gram[f + 3, g] = a3
+        f += 4
+    while f < m:
+        rf = design[f]
+        for g in range(f + 1):
+            rg = design[g]
+            acc = 0.0
+            for t in range(n):
+                acc += rf[t] * rg[t]
+            gram[f, g] = acc
+        f += 1
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
+def als_solve_rows(
+    indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias, use_bias
+):
+    """Solve every row's regularised least squares with the other side fixed (see the
+    module docstring) and write ``factors`` (and ``bias``) in place.
+
+    Row r's ratings are ``values[indptr[r]:indptr[r + 1]]`` against the other side's rows
+    ``cols[...]``. ``offset`` is mu (biased) or 0. Rows without ratings are left alone.
+    Returns the number of rows whose system was not positive definite (left unchanged).
+    """
+    n_rows = indptr.shape[0] - 1
+    k = factors.shape[1]
+    m = k + 1 if use_bias else k
+    failed = np.zeros(n_rows, dtype=np.int64)
+    for r in prange(n_rows):
+        start = indptr[r]
+        stop = indptr[r + 1]
+        n = stop - start
+        if n == 0:
+            continue
+        # Design matrix, transposed (m x n) so that each Gram entry is a contiguous dot.
+        design = np.empty((m, n))
+        targets = np.empty(n)
+        for t in range(n):
+            c = cols[start + t]
+            target = values[start + t] - offset
+            if use_bias:
+                target -= other_bias[c]
+                design[k, t] = 1.0
+            for f in range(k):
+                design[f, t] = other_factors[c, f]
+            targets[t] = target
+        penalty = np.full(m, reg * n)
+        if use_bias:
+            penalty[k] = reg_bias * n
+        if n < m and (not use_bias or reg_bias > 0.0):
+            ok = _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias)
+        else:
+            ok = _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
+        if not ok:
+            failed[r] = 1
+    return failed.sum()
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias):
+    """x = (X^T X + diag(penalty))^-1 X^T t via the m x m normal equations."""
+    m, n = design.shape
+    rhs = np.zeros(m)
+    for f in range(m):
+        row = design[f]
+        acc = 0.0
+        for t in range(n):
+            acc += row[t] * targets[t]
+        rhs[f] = acc
+    gram = np.empty((m, m))
+    _gram_lower(design, gram)
+    for f in range(m):
+        gram[f, f] += penalty[f]
+    if not _cholesky_solve(gram, rhs):
+        return False
+    for f in range(k):
+        factors[r, f] = rhs[f]
+    if use_bias:
+        bias[r] = rhs[k]
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias):
+    """The same solution through the n x n system of a row with n < m ratings (the
+    push-through identity, exact for a positive diagonal penalty D):
+
+        (X^T X + D)^-1 X^T t  =  D^-1 X^T (X D^-1 X^T + I)^-1 t
+
+    so a rarely rated item costs O(n^2 m + n^3) instead of O(n m^2 + m^3)."""
+    m, n = design.shape
+    scaled = np.empty((m, n))  # D^-1 X^T
+    for f in range(m):
+        inv = 1.0 / penalty[f]
+        for t in range(n):
+            scaled[f, t] = design[f, t] * inv
+    kernel = np.zeros((n, n))  # lower triangle of X D^-1 X^T + I
+    for f in range(m):
+        row_s = scaled[f]
+        row_d = design[f]
+        for s in range(n):
+            a = row_s[s]
+            for t in range(s + 1):
+                kernel[s, t] += a * row_d[t]
+    for s in range(n):
+        kernel[s, s] += 1.0
+    alpha = targets.copy()
+    if not _cholesky_solve(kernel, alpha):
+        return False
+    for f in range(m):
+        row_s = scaled[f]
+        acc = 0.0
+        for t in range(n):
+            acc += row_s[t] * alpha[t]
+        if f < k:
+            factors[r, f] = acc
+        else:
+            bias[r] = acc
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def row_sse(indptr, cols, values, row_factors, col_factors, row_bias, col_bias, offset, use_bias):
+    """Sum of squared errors of the current model over all ratings, summed per row in
+    stored order and then over rows in order. Serial: it is O(n_ratings k), a small
+    fraction of an epoch, and a parallel region costs more than it saves here."""
+    n_rows = indptr.shape[0] - 1
+    k = row_factors.shape[1]
+    per_row = np.zeros(n_rows)
+    for r in range(n_rows):
+        acc = 0.0
+        for t in range(indptr[r], indptr[r + 1]):
+            c = cols[t]
+            pred = offset
+            if use_bias:
+                pred += row_bias[r] + col_bias[c]
+            for f in range(k):
+                pred += np.float64(row_factors[r, f]) * col_factors[c, f]
+            e = values[t] - pred
+            acc += e * e
+        per_row[r] = acc
+    total = 0.0
+    for r in range(n_rows):
+        total += per_row[r]
+    return total
+
+
+def als_solve_rows_reference(
+    indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias, use_bias
+):
+    """NumPy reference of :func:`als_solve_rows` (``numpy.linalg.solve`` per row)."""
+    k = factors.shape[1]
+    for r in range(len(indptr) - 1):
+        sl = slice(indptr[r], indptr[r + 1])
+        n = sl.stop - sl.start
+        if n == 0:
+            continue
+        c = cols[sl]
+        design = other_factors[c].astype(np.float64)
+        target = values[sl].astype(np.float64) - offset
+        penalty = np.full(k, reg * n)
+        if use_bias:
+            target = target - other_bias[c]
+            design = np.hstack([design, np.ones((n, 1))])
+            penalty = np.append(penalty, reg_bias * n)
+        x = np.linalg.solve(design.T @ design + np.diag(penalty), design.T @ target)
+        factors[r] = x[:k]
+        if use_bias:
+            bias[r] = x[k]
+    return 0

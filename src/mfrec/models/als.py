@@ -1,0 +1,182 @@
+"""Alternating least squares for explicit ratings: biases, weighted-lambda
+regularisation (ALS-WR, Zhou et al. 2008; Spark MLlib's ``ALS``), exact row solves."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mfrec._params import Boolean, Constraint, Integer, Options, RandomStateConstraint, Real
+from mfrec._random import check_random_state
+from mfrec.data.ratings import Ratings
+from mfrec.exceptions import DivergenceError
+from mfrec.models.base import FactorModel, ValidationData
+from mfrec.models.sgd import init_factors
+
+
+def _csr_arrays(index: np.ndarray, other: np.ndarray, values: np.ndarray, n_rows: int):
+    """(indptr, cols, values) of the ratings grouped by ``index`` (stable order)."""
+    order = np.argsort(index, kind="stable")
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(index, minlength=n_rows), out=indptr[1:])
+    return indptr, np.ascontiguousarray(other[order]), np.ascontiguousarray(values[order])
+
+
+#: Below this many multiply-adds per half-epoch (n_ratings x (n_factors + 1)^2), ALS
+#: runs on one thread by default: a parallel region costs tens of microseconds.
+_SERIAL_BELOW = 2_000_000
+
+
+def _row_sq(a: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", a, a, dtype=np.float64)
+
+
+class ALS(FactorModel):
+    """Alternating least squares with biases and weighted-lambda regularisation.
+
+    ``r_hat = mu + b_u + b_i + p_u . q_i`` (or ``p_u . q_i`` with ``biased=False``, Spark
+    MLlib's explicit model). Each epoch solves every user exactly with the items fixed,
+    then every item with the users fixed: a ridge regression per row, by Cholesky of its
+    k x k (k + 1 with the bias) normal equations, rows in parallel. The regularisation of
+    a row is scaled by its number of ratings -- ``reg * n_u`` -- as in ALS-WR (Zhou et al.
+    2008) and Spark MLlib, so ``reg`` means the same as Spark's ``regParam``. See
+    :mod:`mfrec.kernels.als` for the equations.
+
+    Parameters
+    ----------
+    n_factors : int, default 10
+        Rank (Spark's ``rank``).
+    n_epochs : int, default 10
+        Alternations, each solving all users then all items (Spark's ``maxIter``).
+    reg : float, default 0.1
+        Regularisation of the factors, multiplied by each row's rating count (Spark's
+        ``regParam``). Must be > 0: the row systems must be positive definite.
+    reg_bias : float or None, default None
+        Regularisation of the biases, also multiplied by the row's count (None: ``reg``).
+    biased : bool, default True
+        Learn the global mean and user/item biases; False fits ``p_u . q_i`` alone.
+    init_std : float or None, default None
+        Item factors start as N(0, init_std^2) (users are solved first); biases at 0.
+        None: ``1 / sqrt(n_factors)``, rows of unit expected length -- the scale of Spark's
+        initial factors (unit vectors); starts much smaller than that converge to worse
+        solutions within the usual 10-20 epochs.
+    random_state : None, int or numpy Generator
+        Seeds the initial item factors, the only randomness.
+    dtype : {"float32", "float64"}, default "float32"
+        Storage type of the factors (every solve runs in float64).
+    patience : int or None, default None
+        With validation data, stop after this many epochs without a better validation
+        RMSE and keep the best epoch's factors.
+    n_threads : int or None, default None
+        Threads to solve rows with (None: all cores, or one for a problem so small that
+        starting threads would cost more than they save). Does not change the result.
+
+    Attributes
+    ----------
+    global_mean_ : float
+    user_bias_, item_bias_ : ndarray or None (None when ``biased=False``)
+    user_factors_, item_factors_ : ndarray
+    history_ : list of dict
+        Per epoch: ``train_loss`` (the regularised objective per rating), ``train_rmse``
+        (of the model after the epoch), ``val_rmse``, ``seconds``.
+    """
+
+    name = "als"
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        "n_factors": Integer(1, 10_000),
+        "n_epochs": Integer(1, 100_000),
+        "reg": Real(0, None, open_low=True),
+        "reg_bias": Real(0, None, none_ok=True),
+        "biased": Boolean(),
+        "init_std": Real(0, None, open_low=True, none_ok=True),
+        "random_state": RandomStateConstraint(),
+        "dtype": Options(("float32", "float64")),
+        "patience": Integer(1, None, none_ok=True),
+        "n_threads": Integer(1, None, none_ok=True),
+    }
+
+    def __init__(
+        self,
+        n_factors: int = 10,
+        n_epochs: int = 10,
+        reg: float = 0.1,
+        reg_bias: float | None = None,
+        biased: bool = True,
+        init_std: float | None = None,
+        random_state: Any = None,
+        dtype: str = "float32",
+        patience: int | None = None,
+        n_threads: int | None = None,
+    ) -> None:
+        self.n_factors = n_factors
+        self.n_epochs = n_epochs
+        self.reg = reg
+        self.reg_bias = reg_bias
+        self.biased = biased
+        self.init_std = init_std
+        self.random_state = random_state
+        self.dtype = dtype
+        self.patience = patience
+        self.n_threads = n_threads
+
+    def _intercept(self) -> float:
+        return self.global_mean_ if self.biased else 0.0
+
+    def _divergence_hint(self) -> str:
+        return f"Try stronger regularisation (reg={self.reg:g}; try reg={self.reg * 10:g})."
+
+    def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
+        from mfrec._threads import numba_threads
+        from mfrec.kernels.als import als_solve_rows, row_sse
+
+        rng = check_random_state(self.random_state)
+        dtype = np.dtype(self.dtype)
+        n_users, n_items, k = train.n_users, train.n_items, self.n_factors
+        use_bias = bool(self.biased)
+        init_std = 1.0 / np.sqrt(k) if self.init_std is None else self.init_std
+        self.item_factors_ = init_factors(rng, (n_items, k), init_std, dtype)
+        self.user_factors_ = np.zeros((n_users, k), dtype=dtype)
+        self.user_bias_ = np.zeros(n_users, dtype=dtype) if use_bias else None
+        self.item_bias_ = np.zeros(n_items, dtype=dtype) if use_bias else None
+        empty = np.zeros(0, dtype=dtype)
+        offset = float(self.global_mean_) if use_bias else 0.0
+        reg = float(self.reg)
+        reg_bias = float(self.reg if self.reg_bias is None else self.reg_bias)
+
+        values = train.rating.astype(np.float64)
+        by_user = _csr_arrays(train.user_index, train.item_index, values, n_users)
+        by_item = _csr_arrays(train.item_index, train.user_index, values, n_items)
+        n_u = train.user_counts().astype(np.float64)
+        n_i = train.item_counts().astype(np.float64)
+        n = len(train)
+
+        def solve(side, other_factors, other_bias, factors, bias) -> None:
+            failed = als_solve_rows(
+                *side, other_factors, other_bias, offset, factors, bias, reg, reg_bias, use_bias
+            )
+            if failed:
+                raise DivergenceError(
+                    f"ALS: {failed} row system(s) became singular or non-finite. "
+                    f"{self._divergence_hint()}"
+                )
+
+        def epoch(_: int) -> dict[str, float]:
+            bu = self.user_bias_ if use_bias else empty
+            bi = self.item_bias_ if use_bias else empty
+            solve(by_user, self.item_factors_, bi, self.user_factors_, bu)
+            solve(by_item, self.user_factors_, bu, self.item_factors_, bi)
+            sse = row_sse(
+                *by_user, self.user_factors_, self.item_factors_, bu, bi, offset, use_bias
+            )
+            penalty = reg * (n_u @ _row_sq(self.user_factors_) + n_i @ _row_sq(self.item_factors_))
+            if use_bias:
+                b_u, b_i = bu.astype(np.float64), bi.astype(np.float64)
+                penalty += reg_bias * (n_u @ (b_u * b_u) + n_i @ (b_i * b_i))
+            return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
+
+        threads = self.n_threads
+        if threads is None and n * (k + 1) ** 2 < _SERIAL_BELOW:
+            threads = 1
+        with numba_threads(threads):
+            self._run_epochs(self.n_epochs, epoch, validation, callback, self.patience)
