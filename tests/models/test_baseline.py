@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mfrec.models import BiasBaseline, GlobalMean
 
@@ -51,3 +52,18 @@ def test_bias_baseline_beats_global_mean(planted):
         predicted = model.fit(fold.train).predict_ratings(fold.test)
         errors[type(model).__name__] = np.sqrt(np.mean((predicted - fold.test.rating) ** 2))
     assert errors["BiasBaseline"] < errors["GlobalMean"]
+
+
+def test_bias_baseline_fold_in_is_its_own_user_step(planted):
+    """Folding a training user's ratings back in gives the bias the last epoch set:
+    b_u = sum_i (r - mu - b_i) / (reg_user + n_u)."""
+    _, fold = planted
+    model = BiasBaseline(reg_user=3.0, reg_item=2.0, n_epochs=30).fit(fold.train)
+    train = fold.train.compact()
+    user = 5
+    rows = train.user_index == model.users_.lookup([train.users.ids[user]])[0]
+    items = train.items.take(train.item_index[rows])
+    ratings = dict(zip(items.tolist(), train.rating[rows].tolist(), strict=True))
+    model.fold_in(10**9, ratings)
+    expected = model.user_bias_[model.users_.lookup([train.users.ids[user]])[0]]
+    assert model.user_bias_[-1] == pytest.approx(expected, abs=1e-5)

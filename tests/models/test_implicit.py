@@ -13,7 +13,7 @@ from mfrec.data.ratings import Ratings
 from mfrec.data.split import user_holdout
 from mfrec.evaluation.ranking import score_lists
 from mfrec.evaluation.topn import evaluate_ranking
-from mfrec.exceptions import DataError
+from mfrec.exceptions import DataError, UnknownIdWarning
 from mfrec.kernels.implicit_als import (
     cg_half_step,
     cg_half_step_reference,
@@ -91,6 +91,25 @@ class TestImplicitALSConformance(ModelConformance):
         baseline = score_lists(lists, list(relevant), "ndcg@10,recall@10")
         assert ours["ndcg@10"] > 2 * baseline["ndcg@10"], (ours, baseline)
         assert ours["recall@10"] > 0.5, ours
+
+    def test_unknown_ids_follow_the_policy(self, planted, fitted):
+        """Implicit-feedback form of the policy: an unknown user gets item popularity
+        (share of training users who interacted), an unknown item preference 0."""
+        _, fold = planted
+        train = fold.train.compact()
+        share = np.bincount(train.item_index, minlength=train.n_items) / train.n_users
+        items = fitted.items_.ids[:5]
+        expected = share[train.items.lookup(items)]
+        with pytest.warns(UnknownIdWarning):
+            got = fitted.predict([10**9] * 5, items)
+        np.testing.assert_allclose(got, expected)
+        with pytest.warns(UnknownIdWarning):
+            assert fitted.predict([fitted.users_.ids[0]], [10**9])[0] == 0.0
+        with pytest.warns(UnknownIdWarning):
+            recs = fitted.recommend(10**9, n=3)
+        most_popular = train.items.take(np.argsort(-share, kind="stable")[:3])
+        assert recs.item_ids.tolist() == most_popular.tolist()
+        np.testing.assert_allclose(recs.scores, np.sort(share)[::-1][:3], rtol=1e-6)
 
 
 class TestImplicitALSTopN(TopNConformance):

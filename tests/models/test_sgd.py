@@ -312,17 +312,17 @@ def test_grouped_kernel_agrees_with_reference(planted, use_bias):
 
 
 def test_shuffle_is_a_seeded_permutation():
-    from mfrec.kernels.sgd import shuffle_range
+    from mfrec.kernels._common import shuffle
 
     a = np.arange(100, dtype=np.int32)
     b = a.copy()
-    shuffle_range(a, 10, 90, 12345)
-    shuffle_range(b, 10, 90, 12345)
+    shuffle(a, 10, 90, np.uint64(12345))
+    shuffle(b, 10, 90, np.uint64(12345))
     assert np.array_equal(a, b)
     assert np.array_equal(a[:10], np.arange(10)) and np.array_equal(a[90:], np.arange(90, 100))
     assert sorted(a[10:90]) == list(range(10, 90)) and not np.array_equal(
         a[10:90], np.arange(10, 90)
     )
     c = np.arange(100, dtype=np.int32)
-    shuffle_range(c, 10, 90, 54321)
+    shuffle(c, 10, 90, np.uint64(54321))
     assert not np.array_equal(a, c)

@@ -20,6 +20,7 @@ from mfrec.models import BiasedMF, SVDpp
 from mfrec.persist import load
 
 from .conformance import ModelConformance
+from .topn_conformance import TopNConformance
 
 
 class TestSVDppConformance(ModelConformance):
@@ -273,16 +274,13 @@ def test_early_stopping_restores_all_parameters_consistently(planted):
     best = min(rec["val_rmse"] for rec in history)
     predicted = model.predict_ratings(fold.test)
     assert float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2))) == pytest.approx(best)
-    # The restored effective factors still derive from the restored p_u and y_j.
+    # The restored state is consistent: effective factors = finite p_u + implicit sum.
     train = fold.train.compact()
-    out = np.empty_like(model.user_factors_)
-    by_user = np.argsort(train.user_index, kind="stable")
-    indptr = np.zeros(train.n_users + 1, dtype=np.int64)
-    np.cumsum(train.user_counts(), out=indptr[1:])
-    effective_user_factors(
-        indptr, train.item_index[by_user], model.user_free_factors_, model.implicit_factors_, out
-    )
-    assert np.array_equal(out, model.user_factors_)
+    implicit = np.zeros(model.user_factors_.shape)
+    np.add.at(implicit, train.user_index, model.implicit_factors_[train.item_index])
+    implicit /= np.sqrt(train.user_counts())[:, None]
+    assert np.all(np.isfinite(model.user_free_factors_))
+    np.testing.assert_allclose(model.user_free_factors_ + implicit, model.user_factors_, atol=1e-5)
 
 
 def test_training_rmse_decreases(planted):
@@ -313,3 +311,31 @@ def test_ml100k_u1_beats_biased_mf_at_the_same_settings(ml100k_dir, monkeypatch)
     svdpp, biased = scores
     assert svdpp < 0.94, f"SVD++ u1 RMSE {svdpp:.4f}"
     assert svdpp < biased - 0.005, f"SVD++ {svdpp:.4f} vs biased MF {biased:.4f}"
+
+
+# -- fold-in -----------------------------------------------------------------------------
+class TestSVDppTopN(TopNConformance):
+    model_class = SVDpp
+    fast_params = {"n_factors": 3, "n_epochs": 60, "lr": 0.02, "reg": 0.02}
+
+
+def test_fold_in_solves_the_svdpp_user_objective(planted):
+    """The folded-in (p_u, b_u) zeroes the gradient of the SVD++ user objective
+    sum_i (r - mu - b_i - b_u - q_i.(p_u + z_u))^2 + n_u (reg |p_u|^2 + reg_bias b_u^2)
+    with z_u, q, y and the item biases fixed."""
+    _, fold = planted
+    model = SVDpp(n_factors=3, n_epochs=20, reg=0.05, reg_bias=0.01, random_state=0)
+    model.set_params(dtype="float64").fit(fold.train)
+    items = model.items_.ids[[2, 5, 11, 17, 23]]
+    ratings = np.array([5.0, 3.0, 4.0, 1.0, 2.0])
+    model.fold_in(10**9, dict(zip(items.tolist(), ratings.tolist(), strict=True)))
+    i = model.items_.lookup(items)
+    z = model.implicit_factors_[i].sum(axis=0) / np.sqrt(len(i))
+    p = model.user_free_factors_[-1]
+    np.testing.assert_allclose(model.user_factors_[-1], p + z, atol=1e-12)
+    b = model.user_bias_[-1]
+    q = model.item_factors_[i]
+    err = ratings - (model.global_mean_ + model.item_bias_[i] + b + q @ (p + z))
+    n = len(i)
+    np.testing.assert_allclose(-q.T @ err + n * 0.05 * p, 0, atol=1e-9)
+    assert -err.sum() + n * 0.01 * b == pytest.approx(0, abs=1e-9)

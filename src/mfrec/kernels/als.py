@@ -25,8 +25,7 @@ pool can oversubscribe the cores): the result is the same on any number of threa
 import numpy as np
 from numba import njit, prange
 
-# Reassociation lets the Gram-matrix dot products vectorise; NaN/inf semantics kept.
-FAST = {"reassoc", "contract", "nsz", "arcp"}
+from ._common import FAST
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)

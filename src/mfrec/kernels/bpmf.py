@@ -33,27 +33,22 @@ depends on the seeds, never on the number of threads or on scheduling.
 import numpy as np
 from numba import njit, prange
 
+from ._common import splitmix64
+
+# splitmix64 constants, for the independent pure-Python reference below.
 _MASK = 0xFFFFFFFFFFFFFFFF
 _GOLDEN = 0x9E3779B97F4A7C15
 _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
+
 _TWO_PI = 2.0 * np.pi
-
-
-@njit(cache=True, nogil=True)
-def _splitmix64(state):
-    state = (state + np.uint64(_GOLDEN)) & np.uint64(_MASK)
-    z = state
-    z = ((z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)) & np.uint64(_MASK)
-    z = ((z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)) & np.uint64(_MASK)
-    return state, z ^ (z >> np.uint64(31))
 
 
 @njit(cache=True, nogil=True)
 def _normal(state):
     """One standard normal (Box-Muller, cosine branch) from two uniforms in (0, 1)."""
-    state, a = _splitmix64(state)
-    state, b = _splitmix64(state)
+    state, a = splitmix64(state)
+    state, b = splitmix64(state)
     u1 = (np.float64(a >> np.uint64(11)) + 0.5) * 2.0**-53
     u2 = (np.float64(b >> np.uint64(11)) + 0.5) * 2.0**-53
     return state, np.sqrt(-2.0 * np.log(u1)) * np.cos(_TWO_PI * u2)

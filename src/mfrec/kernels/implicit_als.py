@@ -25,8 +25,8 @@ shared Gram matrix is summed in fixed chunks in a fixed order for the same reaso
 import numpy as np
 from numba import njit, prange
 
-# Reassociation lets LLVM vectorise the length-k dot products; NaN/inf semantics stay.
-FAST = {"reassoc", "contract", "nsz", "arcp"}
+from ._common import FAST
+
 # Rows per parallel task: scratch vectors are allocated once per chunk, not per row.
 _ROWS_PER_CHUNK = 128
 

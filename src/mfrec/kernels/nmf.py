@@ -29,10 +29,7 @@ depend on the thread count.
 import numpy as np
 from numba import njit, prange
 
-# Reassociation lets numba vectorise the dot products; NaN and infinity keep their IEEE
-# meaning so divergence stays visible. The compiled order of operations is fixed per row,
-# so results still do not depend on the thread count.
-FAST = {"reassoc", "contract", "nsz", "arcp"}
+from ._common import FAST
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FAST)

@@ -31,9 +31,29 @@ of 10M ratings, which misses the cache on every rating.
 import numpy as np
 from numba import njit, prange
 
-# Allow reassociation (a vectorised dot product) and fused multiply-add, but keep NaN
-# and infinity semantics: divergence must stay visible.
-FAST = {"reassoc", "contract", "nsz", "arcp"}
+from ._common import FAST, shuffle, shuffle_pairs
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+def _sgd_step(pu, qi, u, i, r, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias):
+    """One rating's step (the update in the module docstring); returns the squared
+    error of the prediction made before it."""
+    dot = mu - mu  # zero, typed like the factors (callers pass mu in their dtype)
+    for f in range(pu.shape[0]):
+        dot += pu[f] * qi[f]
+    pred = mu + dot
+    if use_bias:
+        pred += bu[u] + bi[i]
+    err = r - pred
+    if use_bias:
+        bu[u] += lr_bias * (err - reg_bias * bu[u])
+        bi[i] += lr_bias * (err - reg_bias * bi[i])
+    for f in range(pu.shape[0]):
+        pf = pu[f]
+        qf = qi[f]
+        pu[f] = pf + lr * (err * qf - reg * pf)
+        qi[f] = qf + lr * (err * pf - reg * qf)
+    return np.float64(err) * np.float64(err)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
@@ -55,50 +75,15 @@ def _sgd_range(
     reg_bias,
     use_bias,
 ):
-    k = P.shape[1]
     sse = 0.0
     for t in range(start, stop):
         idx = order[t]
         u = users[idx]
         i = items[idx]
-        pu = P[u]
-        qi = Q[i]
-        dot = mu - mu  # zero, typed like the factors (callers pass mu in their dtype)
-        for f in range(k):
-            dot += pu[f] * qi[f]
-        pred = mu + dot
-        if use_bias:
-            pred += bu[u] + bi[i]
-        err = ratings[idx] - pred
-        sse += np.float64(err) * np.float64(err)
-        if use_bias:
-            bu[u] += lr_bias * (err - reg_bias * bu[u])
-            bi[i] += lr_bias * (err - reg_bias * bi[i])
-        for f in range(k):
-            pf = pu[f]
-            qf = qi[f]
-            pu[f] = pf + lr * (err * qf - reg * pf)
-            qi[f] = qf + lr * (err * pf - reg * qf)
+        sse += _sgd_step(
+            P[u], Q[i], u, i, ratings[idx], bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias
+        )
     return sse
-
-
-@njit(cache=True, nogil=True)
-def _splitmix64(state):
-    state = (state + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-    z = state
-    z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-    z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-    return state, z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True, nogil=True)
-def shuffle_range(order, start, stop, seed):
-    """Fisher-Yates shuffle of order[start:stop] driven by splitmix64(seed)."""
-    state = np.uint64(seed)
-    for t in range(stop - 1, start, -1):
-        state, draw = _splitmix64(state)
-        j = start + np.int64(draw % np.uint64(t - start + 1))
-        order[t], order[j] = order[j], order[t]
 
 
 @njit(cache=True, nogil=True)
@@ -130,42 +115,16 @@ def sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, 
 def _sgd_group(
     u, items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias
 ):
-    # The ratings items[start:stop] / ratings[start:stop] all belong to user u.
-    k = P.shape[1]
+    # The ratings items[start:stop] / ratings[start:stop] all belong to user u: p_u
+    # stays in L1 for the whole group.
     sse = 0.0
     pu = P[u]
     for t in range(start, stop):
         i = items[t]
-        qi = Q[i]
-        dot = mu - mu
-        for f in range(k):
-            dot += pu[f] * qi[f]
-        pred = mu + dot
-        if use_bias:
-            pred += bu[u] + bi[i]
-        err = ratings[t] - pred
-        sse += np.float64(err) * np.float64(err)
-        if use_bias:
-            bu[u] += lr_bias * (err - reg_bias * bu[u])
-            bi[i] += lr_bias * (err - reg_bias * bi[i])
-        for f in range(k):
-            pf = pu[f]
-            qf = qi[f]
-            pu[f] = pf + lr * (err * qf - reg * pf)
-            qi[f] = qf + lr * (err * pf - reg * qf)
+        sse += _sgd_step(
+            pu, Q[i], u, i, ratings[t], bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias
+        )
     return sse
-
-
-@njit(cache=True, nogil=True)
-def shuffle_pairs(a, b, start, stop, state):
-    """Shuffle a[start:stop] and b[start:stop] with the same permutation; returns the
-    advanced splitmix64 state."""
-    for t in range(stop - 1, start, -1):
-        state, draw = _splitmix64(state)
-        j = start + np.int64(draw % np.uint64(t - start + 1))
-        a[t], a[j] = a[j], a[t]
-        b[t], b[j] = b[j], b[t]
-    return state
 
 
 @njit(cache=True, nogil=True)
@@ -191,11 +150,7 @@ def _run_block(
 ):
     g0 = block_group_ptr[b]
     g1 = block_group_ptr[b + 1]
-    state = np.uint64(seed)
-    for t in range(g1 - 1, g0, -1):  # shuffle the order of the block's user groups
-        state, draw = _splitmix64(state)
-        j = g0 + np.int64(draw % np.uint64(t - g0 + 1))
-        group_order[t], group_order[j] = group_order[j], group_order[t]
+    state = shuffle(group_order, g0, g1, np.uint64(seed))  # the block's user groups
     sse = 0.0
     for t in range(g0, g1):
         g = group_order[t]
@@ -322,11 +277,7 @@ def sgd_epoch_grouped_reference(
         for t in range(n_strata):
             b = t * n_strata + (t + s) % n_strata
             g0, g1 = block_group_ptr[b], block_group_ptr[b + 1]
-            state = np.uint64(seeds[b])
-            for r in range(g1 - 1, g0, -1):
-                state, draw = _splitmix64(np.uint64(state))  # numba hands back Python ints
-                j = int(g0) + draw % int(r - g0 + 1)
-                group_order[r], group_order[j] = group_order[j], group_order[r]
+            state = shuffle(group_order, g0, g1, np.uint64(seeds[b]))
             for r in range(g0, g1):
                 g = group_order[r]
                 start, stop = group_start[g], group_start[g + 1]

@@ -52,28 +52,7 @@ biased MF) would have to freeze z_u per block and re-sum it for every user and s
 import numpy as np
 from numba import njit, prange
 
-# Reassociation (vectorised dot products) and fused multiply-add; NaN/inf semantics kept
-# so that divergence stays visible.
-FAST = {"reassoc", "contract", "nsz", "arcp"}
-
-
-@njit(cache=True, nogil=True)
-def _splitmix64(state):
-    state = (state + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-    z = state
-    z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-    z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-    return state, z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True, nogil=True)
-def _shuffle(values, start, stop, state):
-    """Fisher-Yates shuffle of values[start:stop]; returns the advanced splitmix state."""
-    for t in range(stop - 1, start, -1):
-        state, draw = _splitmix64(state)
-        j = start + np.int64(draw % np.uint64(t - start + 1))
-        values[t], values[j] = values[j], values[t]
-    return state
+from ._common import FAST, shuffle
 
 
 @njit(cache=True, nogil=True)
@@ -81,9 +60,9 @@ def shuffle_epoch(indptr, user_order, order, seed):
     """Reshuffle, in place and driven by ``seed`` alone, the user order and each user's
     rating positions ``order[indptr[u]:indptr[u + 1]]``."""
     state = np.uint64(seed)
-    state = _shuffle(user_order, 0, user_order.shape[0], state)
+    state = shuffle(user_order, 0, user_order.shape[0], state)
     for u in range(indptr.shape[0] - 1):
-        state = _shuffle(order, indptr[u], indptr[u + 1], state)
+        state = shuffle(order, indptr[u], indptr[u + 1], state)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)

@@ -252,7 +252,7 @@ class Recommender:
         for e in range(1, n_epochs + 1):
             started = time.perf_counter()
             record: dict[str, Any] = {"epoch": e, **epoch(e)}
-            self._check_finite(e)
+            self._check_finite(e, record)
             if validation is not None:
                 record["val_rmse"] = _rmse(
                     validation.rating,
@@ -278,7 +278,16 @@ class Recommender:
                 setattr(self, key, value)
         self.best_epoch_ = best_epoch if patience is not None else len(self.history_)
 
-    def _check_finite(self, epoch: int) -> None:
+    def _check_finite(self, epoch: int, record: dict[str, Any] | None = None) -> None:
+        # A non-finite training loss means some parameter blew up during the epoch, even
+        # one the model keeps only while training.
+        for key in ("train_loss", "train_rmse"):
+            value = (record or {}).get(key)
+            if value is not None and not math.isfinite(value):
+                raise DivergenceError(
+                    f"{type(self).__name__} diverged at epoch {epoch}: the {key} became "
+                    f"non-finite. {self._divergence_hint()}"
+                )
         for key in self._fitted_arrays:
             value = getattr(self, key, None)
             # One float64 sum per array, no temporary: any NaN or inf makes it non-finite.

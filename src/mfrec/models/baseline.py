@@ -82,3 +82,8 @@ class BiasBaseline(_NoFactors):
             return {"train_loss": float(loss), "train_rmse": float(np.sqrt(np.mean(err * err)))}
 
         self._run_epochs(self.n_epochs, epoch, validation, callback)
+
+    def _fold_in_penalty(self) -> tuple[np.ndarray, np.ndarray]:
+        # A new user's bias solves b_u = sum_i (r - mu - b_i) / (reg_user + n_u): the
+        # user step of the fit, i.e. a fixed ridge of reg_user (not scaled by n_u).
+        return np.array([float(self.reg_user)]), np.zeros(1)

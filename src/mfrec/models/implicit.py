@@ -40,7 +40,10 @@ class ImplicitALS(FactorModel):
     RMSE and MAE against ratings are not meaningful for this model -- evaluate it with
     ranking metrics (``mfrec evaluate --metrics ndcg@10,recall@10``). ``recommend``,
     ``similar_items``, ``fold_in`` and ``partial_fit`` work as for every factor model;
-    fold-in solves HKV's user equation exactly (a dense solve, no CG).
+    fold-in solves HKV's user equation exactly (a dense solve, no CG). Unknown ids: a
+    user unseen in training is scored by item popularity (the share of known users who
+    interacted with each item) and an unseen item gets preference 0 -- the
+    implicit-feedback form of mfrec's fallback policy.
 
     Parameters
     ----------
@@ -170,6 +173,20 @@ class ImplicitALS(FactorModel):
     def _fold_in_penalty(self) -> tuple[np.ndarray, np.ndarray]:
         """``reg |x|^2``, not scaled by the number of interactions."""
         return np.full(self.n_factors_, float(self.reg)), np.zeros(self.n_factors_)
+
+    # -- unknown ids: the implicit-feedback form of the house policy ------------------
+    # There are no biases to fall back on, and a rating mean means nothing here: a user
+    # with no data gets each item's popularity (the share of known users who interacted
+    # with it), and an item with no data gets preference 0 (nobody interacted with it).
+    def _fallback_item_scores(self) -> np.ndarray:
+        counts = np.bincount(self._seen.indices, minlength=len(self.items_))
+        return counts / max(1, len(self.users_))
+
+    def _fallback(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(user_index), dtype=np.float64)
+        popular = (user_index < 0) & (item_index >= 0)
+        out[popular] = self._fallback_item_scores()[item_index[popular]]
+        return out
 
     def _divergence_hint(self) -> str:
         return "Try a larger reg or a smaller alpha."

@@ -64,7 +64,9 @@ class SVDpp(FactorModel):
     item_factors_ : ndarray (n_items, n_factors)
         ``q_i``.
     user_free_factors_ : ndarray (n_users, n_factors)
-        ``p_u``, the part of each user's factors not explained by what they rated.
+        ``p_u``, the part of each user's factors not explained by what they rated
+        (derived on access: ``user_factors_`` minus the implicit sum of the user's
+        training items, so it never goes stale after fold-in).
     implicit_factors_ : ndarray (n_items, n_factors)
         ``y_j``.
     history_ : list of dict
@@ -85,7 +87,6 @@ class SVDpp(FactorModel):
         "item_factors_",
         "user_bias_",
         "item_bias_",
-        "user_free_factors_",
         "implicit_factors_",
     )
     _constraints: ClassVar[dict[str, Constraint]] = {
@@ -153,7 +154,7 @@ class SVDpp(FactorModel):
         dtype = np.dtype(self.dtype)
         n_users, n_items, k = train.n_users, train.n_items, self.n_factors
         # Surprise's draw order: p, q, y.
-        self.user_free_factors_ = init_factors(rng, (n_users, k), self.init_std, dtype)
+        free = init_factors(rng, (n_users, k), self.init_std, dtype)  # p_u
         self.item_factors_ = init_factors(rng, (n_items, k), self.init_std, dtype)
         self.implicit_factors_ = init_factors(rng, (n_items, k), self.init_std, dtype)
         self.user_bias_ = np.zeros(n_users, dtype=dtype)
@@ -181,15 +182,13 @@ class SVDpp(FactorModel):
         n = len(train)
 
         def refresh_user_factors() -> None:
-            effective_user_factors(
-                indptr, items, self.user_free_factors_, self.implicit_factors_, self.user_factors_
-            )
+            effective_user_factors(indptr, items, free, self.implicit_factors_, self.user_factors_)
 
         def epoch(e: int) -> dict[str, float]:
             shuffle_epoch(indptr, user_order, order, int(rng.integers(0, 2**63 - 1)))
             sse = svdpp_epoch(
                 indptr, items, values, user_order, order,
-                self.user_free_factors_, self.item_factors_, self.implicit_factors_,
+                free, self.item_factors_, self.implicit_factors_,
                 self.user_bias_, self.item_bias_, mu, *rates,
             )  # fmt: skip
             # Scoring uses the effective factors: refresh them whenever the model can be
@@ -199,10 +198,49 @@ class SVDpp(FactorModel):
             bu, bi = self.user_bias_.astype(np.float64), self.item_bias_.astype(np.float64)
             penalty = (
                 reg_bias * (n_u @ (bu * bu) + n_i @ (bi * bi))
-                + reg * (n_u @ _row_sq(self.user_free_factors_) + n_i @ _row_sq(self.item_factors_))
+                + reg * (n_u @ _row_sq(free) + n_i @ _row_sq(self.item_factors_))
                 + reg_y * (w_y @ _row_sq(self.implicit_factors_))
             )
             return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
 
         refresh_user_factors()
         self._run_epochs(self.n_epochs, epoch, validation, callback, self.patience)
+
+    # -- derived state and fold-in ----------------------------------------------------
+    def _implicit_sums(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """z_u = |N(u)|^-1/2 sum_{j in N(u)} y_j for users given as CSR rows of items."""
+        from mfrec.kernels.svdpp import effective_user_factors
+
+        n_rows = len(indptr) - 1
+        zeros = np.zeros((n_rows, self.n_factors_), dtype=self.implicit_factors_.dtype)
+        out = np.empty_like(zeros)
+        effective_user_factors(
+            np.ascontiguousarray(indptr, dtype=np.int64),
+            np.ascontiguousarray(items, dtype=np.int32),
+            zeros,
+            self.implicit_factors_,
+            out,
+        )
+        return out
+
+    @property
+    def user_free_factors_(self) -> np.ndarray:
+        seen = self._seen
+        return self.user_factors_ - self._implicit_sums(seen.indptr, seen.indices)
+
+    def _check_fold_in(self) -> None:
+        """The implicit factors are item-side: fold-in keeps them fixed like q_i."""
+
+    def _solve_users(
+        self, indptr: np.ndarray, item_index: np.ndarray, rating: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """SVD++ fold-in: with the items' q, y and biases fixed, a user's implicit sum
+        z_u follows from what they rated, and (p_u, b_u) is the ridge solution of
+        r - mu - b_i - q_i.z_u on (q_i, 1) with SVD++'s per-rating penalties (reg,
+        reg_bias). Returns the effective factors p_u + z_u used for scoring."""
+        z = self._implicit_sums(indptr, item_index)
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        q = self.item_factors_[item_index].astype(np.float64)
+        adjusted = np.asarray(rating, dtype=np.float64) - np.einsum("ij,ij->i", q, z[rows])
+        free, bias = super()._solve_users(indptr, item_index, adjusted)
+        return (free + z).astype(self.user_factors_.dtype), bias
