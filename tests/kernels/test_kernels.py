@@ -139,9 +139,16 @@ def test_rescored_topk_is_exact_under_any_error_within_the_bound(
     n = min(n, n_items)
     out_idx = np.full((n_users, n), -1, dtype=np.int32)
     out_scores = np.full((n_users, n), -np.inf, dtype=np.float32)
+    # Split the approximate scores into a product part, a row base and item terms, as
+    # the recommend path passes them: the kernel must add them back itself.
+    row_base = rng.standard_normal(n_users).astype(np.float32)
+    item_add = rng.standard_normal(n_items).astype(np.float32)
+    product = (approx - row_base[:, None] - item_add[None, :]).astype(np.float32)
+    slack = slack + 1e-3  # the split itself rounds (by ~1e-6)
     topk_rescored(
-        approx, users, indptr, indices, slack, P, Q, bu, bi, 3.0, fallback, out_idx, out_scores
-    )
+        product, row_base, item_add, users, indptr, indices, slack, P, Q, bu, bi, 3.0,
+        fallback, out_idx, out_scores,
+    )  # fmt: skip
     for r, u in enumerate(users):
         allowed = np.ones(n_items, dtype=bool)
         if u >= 0:

@@ -234,20 +234,96 @@ def sgd_epoch_grouped(
     return sse.sum()
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _place_blocks(users, items, ratings, block_start, item_stratum, offset, out_items, out_ratings):
+    # Block b owns the (user, item stratum) slots of its users and its own output
+    # slice: blocks write disjoint memory.
+    for b in prange(block_start.shape[0] - 1):
+        for t in range(block_start[b], block_start[b + 1]):
+            u = users[t]
+            c = item_stratum[items[t]]
+            p = offset[u, c]
+            out_items[p] = items[t]
+            out_ratings[p] = ratings[t]
+            offset[u, c] = p + 1
+
+
 @njit(cache=True, nogil=True)
-def counting_order(keys, n_keys):
-    """Stable order that sorts ``keys`` (ints in [0, n_keys)) -- O(n + n_keys)."""
-    counts = np.zeros(n_keys + 1, dtype=np.int64)
-    for k in keys:
-        counts[k + 1] += 1
-    for j in range(n_keys):
-        counts[j + 1] += counts[j]
-    order = np.empty(keys.shape[0], dtype=np.int32)
-    for t in range(keys.shape[0]):
-        k = keys[t]
-        order[counts[k]] = t
-        counts[k] += 1
-    return order
+def build_layout(
+    users, items, ratings, user_stratum, item_stratum, n_strata, out_items, out_ratings
+):
+    """Lay the ratings out block by block, each block grouped by user, in O(n + users x S).
+
+    A user lies in exactly one user stratum a, so block (a, c) is the users of stratum a
+    (in index order), each with their ratings of items in stratum c. Counting ratings per
+    (user, item stratum) gives every group's place; one pass then scatters the ratings
+    into ``out_items``/``out_ratings``. Returns ``(group_user, group_start,
+    block_group_ptr)`` as :func:`sgd_epoch_grouped` takes them.
+    """
+    n_users = user_stratum.shape[0]
+    S = n_strata
+    count = np.zeros((n_users, S), dtype=np.int64)
+    for t in range(users.shape[0]):
+        count[users[t], item_stratum[items[t]]] += 1
+    # Users of each stratum, in index order.
+    stratum_size = np.zeros(S + 1, dtype=np.int64)
+    for u in range(n_users):
+        stratum_size[user_stratum[u] + 1] += 1
+    for a in range(S):
+        stratum_size[a + 1] += stratum_size[a]
+    members = np.empty(n_users, dtype=np.int32)
+    fill = stratum_size[:S].copy()
+    for u in range(n_users):
+        a = user_stratum[u]
+        members[fill[a]] = u
+        fill[a] += 1
+    n_groups = 0
+    for u in range(n_users):
+        for c in range(S):
+            if count[u, c] > 0:
+                n_groups += 1
+    group_user = np.empty(n_groups, dtype=np.int32)
+    group_start = np.empty(n_groups + 1, dtype=np.int64)
+    block_group_ptr = np.zeros(S * S + 1, dtype=np.int64)
+    offset = np.empty((n_users, S), dtype=np.int64)  # next free slot of (user, stratum)
+    g = 0
+    pos = 0
+    for a in range(S):
+        for c in range(S):
+            for m in range(stratum_size[a], stratum_size[a + 1]):
+                u = members[m]
+                k = count[u, c]
+                if k > 0:
+                    group_user[g] = u
+                    group_start[g] = pos
+                    offset[u, c] = pos
+                    pos += k
+                    g += 1
+            block_group_ptr[a * S + c + 1] = g
+    group_start[n_groups] = pos
+    # Two-level scatter (as in a radix sort): first bucket the ratings by block -- S*S
+    # write streams, cache friendly -- then place each block's ratings into its groups,
+    # blocks in parallel, each inside its own ~n/S^2 slice that stays in cache. (A
+    # direct scatter of randomly ordered input misses the cache on every rating.)
+    block_start = np.empty(S * S + 1, dtype=np.int64)
+    for b in range(S * S + 1):
+        block_start[b] = group_start[block_group_ptr[b]]
+    fill = block_start[: S * S].copy()
+    tmp_users = np.empty(users.shape[0], dtype=np.int32)
+    tmp_items = np.empty(users.shape[0], dtype=np.int32)
+    tmp_ratings = np.empty(users.shape[0], dtype=out_ratings.dtype)
+    for t in range(users.shape[0]):
+        u = users[t]
+        b = user_stratum[u] * S + item_stratum[items[t]]
+        p = fill[b]
+        tmp_users[p] = u
+        tmp_items[p] = items[t]
+        tmp_ratings[p] = ratings[t]
+        fill[b] = p + 1
+    _place_blocks(
+        tmp_users, tmp_items, tmp_ratings, block_start, item_stratum, offset, out_items, out_ratings
+    )
+    return group_user, group_start, block_group_ptr
 
 
 def sgd_epoch_grouped_reference(

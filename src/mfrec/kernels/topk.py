@@ -34,35 +34,61 @@ def _sift_down(heap_s, heap_i, size, pos):
             return
 
 
+# Scores are scanned in chunks of this many: a chunk whose maximum cannot enter the
+# heap (most of them, once it holds n good items) is skipped after one vectorised pass.
+_CHUNK = 32
+
+
+@njit(cache=True, nogil=True, fastmath={"nnan"})
+def _chunk_max(row, start, stop):
+    # Max is exact in any order; "nnan" only lets LLVM vectorise it (scores are never
+    # NaN: excluded items are -inf, and training stops before factors turn NaN).
+    m = row[start]
+    for j in range(start + 1, stop):
+        v = row[j]
+        m = v if v > m else m
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _heap_push(heap_s, heap_i, size, n, s, j):
+    """Offer (s, j) to the min-heap of the n best; returns the new size."""
+    if size < n:
+        pos = size
+        heap_s[pos] = s
+        heap_i[pos] = j
+        size += 1
+        while pos > 0:
+            parent = (pos - 1) // 2
+            if heap_s[pos] < heap_s[parent] or (
+                heap_s[pos] == heap_s[parent] and heap_i[pos] > heap_i[parent]
+            ):
+                heap_s[pos], heap_s[parent] = heap_s[parent], heap_s[pos]
+                heap_i[pos], heap_i[parent] = heap_i[parent], heap_i[pos]
+                pos = parent
+            else:
+                break
+    elif s > heap_s[0]:  # strictly: among equal scores the lower index (seen first) stays
+        heap_s[0] = s
+        heap_i[0] = j
+        _sift_down(heap_s, heap_i, size, 0)
+    return size
+
+
 @njit(cache=True, nogil=True)
 def _select_row(row, n, out_idx, out_scores):
     heap_s = np.empty(n, dtype=np.float32)
     heap_i = np.empty(n, dtype=np.int32)
     size = 0
-    for j in range(row.shape[0]):
-        s = row[j]
-        if not (s > -np.inf):  # excluded (-inf) or NaN
+    n_cols = row.shape[0]
+    for c0 in range(0, n_cols, _CHUNK):
+        c1 = min(c0 + _CHUNK, n_cols)
+        if size == n and not _chunk_max(row, c0, c1) > heap_s[0]:
             continue
-        if size < n:
-            # sift up
-            pos = size
-            heap_s[pos] = s
-            heap_i[pos] = j
-            size += 1
-            while pos > 0:
-                parent = (pos - 1) // 2
-                if heap_s[pos] < heap_s[parent] or (
-                    heap_s[pos] == heap_s[parent] and heap_i[pos] > heap_i[parent]
-                ):
-                    heap_s[pos], heap_s[parent] = heap_s[parent], heap_s[pos]
-                    heap_i[pos], heap_i[parent] = heap_i[parent], heap_i[pos]
-                    pos = parent
-                else:
-                    break
-        elif s > heap_s[0]:
-            heap_s[0] = s
-            heap_i[0] = j
-            _sift_down(heap_s, heap_i, size, 0)
+        for j in range(c0, c1):
+            s = row[j]
+            if s > -np.inf:  # not excluded
+                size = _heap_push(heap_s, heap_i, size, n, s, j)
     # Pop worst-first into the tail: the output ends up best-first.
     for r in range(size - 1, -1, -1):
         out_scores[r] = heap_s[0]
@@ -133,9 +159,72 @@ def _select_exact(scores, ids, n, out_idx, out_scores):
         out_scores[r] = best_s[r]
 
 
+@njit(cache=True, nogil=True)
+def _rescore_rows(
+    approx,
+    row_base,
+    item_add,
+    row_users,
+    excl_indptr,
+    excl_indices,
+    slack,
+    P,
+    Q,
+    bu,
+    bi,
+    intercept,
+    fallback,
+    out_idx,
+    out_scores,
+):
+    """The rows of :func:`topk_rescored`, on the calling thread."""
+    n = out_idx.shape[1]
+    can_exclude = excl_indptr.shape[0] > 1
+    has_add = item_add.shape[0] > 0
+    for r in range(approx.shape[0]):
+        u = row_users[r]
+        row = approx[r]
+        base = row_base[r]
+        if has_add:
+            for j in range(row.shape[0]):
+                row[j] = row[j] + base + item_add[j]
+        else:
+            for j in range(row.shape[0]):
+                row[j] = row[j] + base
+        if can_exclude and u >= 0:
+            for p in range(excl_indptr[u], excl_indptr[u + 1]):
+                row[excl_indices[p]] = -np.inf
+        heap_i = np.full(n, -1, dtype=np.int32)
+        heap_s = np.full(n, -np.inf, dtype=np.float32)
+        _select_row(row, n, heap_i, heap_s)
+        threshold = heap_s[n - 1] - slack[r] if heap_i[n - 1] >= 0 else -np.inf
+        # Candidates: every item at or above the threshold (usually about n of them).
+        cand = np.empty(min(row.shape[0], 4 * n + 64), dtype=np.int32)
+        m = 0
+        for c0 in range(0, row.shape[0], _CHUNK):
+            c1 = min(c0 + _CHUNK, row.shape[0])
+            if not _chunk_max(row, c0, c1) >= threshold:
+                continue
+            for j in range(c0, c1):
+                if row[j] > -np.inf and row[j] >= threshold:
+                    if m == cand.shape[0]:  # many near-ties: grow
+                        grown = np.empty(min(row.shape[0], 2 * m), dtype=np.int32)
+                        grown[:m] = cand
+                        cand = grown
+                    cand[m] = j
+                    m += 1
+        exact = np.empty(m, dtype=np.float64)
+        for c in range(m):
+            j = cand[c]
+            exact[c] = exact_score(P, Q, bu, bi, intercept, u, j) if u >= 0 else fallback[j]
+        _select_exact(exact, cand[:m], n, out_idx[r], out_scores[r])
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def topk_rescored(
     approx,
+    row_base,
+    item_add,
     row_users,
     excl_indptr,
     excl_indices,
@@ -151,7 +240,9 @@ def topk_rescored(
 ):
     """Exact top-n per row, from approximate scores.
 
-    ``approx[r]`` holds float32 scores of user ``row_users[r]`` (BLAS), each within
+    ``approx[r] + row_base[r] + item_add`` (an empty ``item_add`` adds nothing; the sum
+    is formed here, in one pass over a row still in cache) are float32 scores of user
+    ``row_users[r]`` (BLAS), each within
     ``slack[r] / 2`` of the exact score (:func:`mfrec.kernels.score.exact_score`;
     ``fallback[j]`` for an unknown user, ``row_users[r] < 0``). If s_n is the n-th best
     approximate score, every item of the exact top-n has an approximate score of at
@@ -160,28 +251,89 @@ def topk_rescored(
     (exact score desc, item asc) gives the exact top-n whatever rounding the
     approximate scores had. Excluded items (as in :func:`topk_rows`) never enter.
     """
-    n = out_idx.shape[1]
-    can_exclude = excl_indptr.shape[0] > 1
-    for r in prange(approx.shape[0]):
-        u = row_users[r]
-        row = approx[r]
-        if can_exclude and u >= 0:
-            for p in range(excl_indptr[u], excl_indptr[u + 1]):
-                row[excl_indices[p]] = -np.inf
-        heap_i = np.full(n, -1, dtype=np.int32)
-        heap_s = np.full(n, -np.inf, dtype=np.float32)
-        _select_row(row, n, heap_i, heap_s)
-        threshold = heap_s[n - 1] - slack[r] if heap_i[n - 1] >= 0 else -np.inf
-        m = 0
-        for j in range(row.shape[0]):
-            if row[j] > -np.inf and row[j] >= threshold:
-                m += 1
-        cand = np.empty(m, dtype=np.int32)
-        exact = np.empty(m, dtype=np.float64)
-        m = 0
-        for j in range(row.shape[0]):
-            if row[j] > -np.inf and row[j] >= threshold:
-                cand[m] = j
-                exact[m] = exact_score(P, Q, bu, bi, intercept, u, j) if u >= 0 else fallback[j]
-                m += 1
-        _select_exact(exact, cand, n, out_idx[r], out_scores[r])
+    n_rows = approx.shape[0]
+    n_chunks = min(n_rows, 64)
+    for c in prange(n_chunks):
+        r0 = c * n_rows // n_chunks
+        r1 = (c + 1) * n_rows // n_chunks
+        _rescore_rows(
+            approx[r0:r1],
+            row_base[r0:r1],
+            item_add,
+            row_users[r0:r1],
+            excl_indptr,
+            excl_indices,
+            slack[r0:r1],
+            P,
+            Q,
+            bu,
+            bi,
+            intercept,
+            fallback,
+            out_idx[r0:r1],
+            out_scores[r0:r1],
+        )
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def recommend_exact(
+    P32,
+    QT32,
+    row_users,
+    row_base,
+    item_add,
+    slack,
+    excl_indptr,
+    excl_indices,
+    P,
+    Q,
+    bu,
+    bi,
+    intercept,
+    fallback,
+    block_rows,
+    out_idx,
+    out_scores,
+):
+    """Exact top-n for many users, each thread taking whole blocks of ``block_rows``
+    users: one float32 matrix product per block (``np.dot``: BLAS, which the caller
+    keeps single-threaded so that the two thread pools never compete for the cores),
+    then :func:`topk_rescored`'s selection and exact rescoring on rows still in cache.
+    Rows of unknown users (``row_users < 0``) are scored by ``fallback``."""
+    n_rows = row_users.shape[0]
+    n_items = QT32.shape[1]
+    k = QT32.shape[0]
+    n_blocks = (n_rows + block_rows - 1) // block_rows
+    for blk in prange(n_blocks):
+        r0 = blk * block_rows
+        r1 = min(r0 + block_rows, n_rows)
+        m = r1 - r0
+        pb = np.zeros((m, k), dtype=np.float32)
+        for r in range(m):
+            u = row_users[r0 + r]
+            if u >= 0:
+                pb[r] = P32[u]
+        approx = np.dot(pb, QT32)
+        for r in range(m):
+            if row_users[r0 + r] < 0:
+                for j in range(n_items):
+                    approx[r, j] = np.float32(fallback[j]) - (
+                        item_add[j] if item_add.shape[0] > 0 else np.float32(0)
+                    )
+        _rescore_rows(
+            approx,
+            row_base[r0:r1],
+            item_add,
+            row_users[r0:r1],
+            excl_indptr,
+            excl_indices,
+            slack[r0:r1],
+            P,
+            Q,
+            bu,
+            bi,
+            intercept,
+            fallback,
+            out_idx[r0:r1],
+            out_scores[r0:r1],
+        )

@@ -47,8 +47,10 @@ logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[dict[str, Any]], Any]
 
-#: ``recommend`` scores users in blocks of at most this many float32 scores.
+#: ``recommend`` scores users in blocks of at most this many bytes of float32 scores.
 DEFAULT_BLOCK_BYTES = 64 * 2**20
+#: Block size of the rescoring top-N path: small enough to stay in cache.
+CACHE_BLOCK_BYTES = 8 * 2**20
 
 
 class Recommendations(NamedTuple):
@@ -412,12 +414,12 @@ class Recommender:
         return self._finish(self._score_block(users).astype(np.float64), clip)
 
     # -- top-N --------------------------------------------------------------------------
-    def _block_rows(self, block_size: int | None) -> int:
+    def _block_rows(self, block_size: int | None, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
         if block_size is not None:
             if block_size < 1:
                 raise ParameterError(f"block_size must be >= 1, got {block_size}")
             return int(block_size)
-        return max(1, DEFAULT_BLOCK_BYTES // (4 * max(1, len(self.items_))))
+        return max(1, block_bytes // (4 * max(1, len(self.items_))))
 
     def _recommend_indices(
         self, user_index: np.ndarray, n: int, exclude_seen: bool, block_size: int | None = None
@@ -701,19 +703,23 @@ class FactorModel(Recommender):
     def _recommend_indices(
         self, user_index: np.ndarray, n: int, exclude_seen: bool, block_size: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-n at BLAS speed: a block of users is scored with one float32 matrix
-        product, then :func:`mfrec.kernels.topk.topk_rescored` rescores the few items
-        that the product's error bound cannot rule out with the exact (predict) score.
-        The ranking is therefore the exact one -- the same for a user alone or in any
-        batch -- and each reported score is float32(predict(user, item))."""
+        """Exact top-n at BLAS speed: each block of users is scored with one float32
+        matrix product, then the few items that the product's error bound cannot rule
+        out are rescored with the exact (predict) score (:func:`mfrec.kernels.topk.
+        recommend_exact`). The ranking is therefore the exact one -- the same for a user
+        alone or in any batch -- and each reported score is float32(predict(user, item))."""
         if not self._uses_standard_scoring():
             return super()._recommend_indices(user_index, n, exclude_seen, block_size)
-        from mfrec.kernels.topk import topk_rescored
+        from mfrec._threads import blas_threads
+        from mfrec.kernels.topk import recommend_exact
 
         n = min(int(n), len(self.items_))
-        rows = self._block_rows(block_size)
-        out_idx = np.full((len(user_index), n), -1, dtype=np.int32)
-        out_scores = np.full((len(user_index), n), -np.inf, dtype=np.float32)
+        # Users per block: their scores (block x n_items float32) stay in cache while
+        # they are selected and rescored.
+        rows = self._block_rows(block_size, CACHE_BLOCK_BYTES)
+        users = np.ascontiguousarray(user_index, dtype=np.int32)
+        out_idx = np.full((len(users), n), -1, dtype=np.int32)
+        out_scores = np.full((len(users), n), -np.inf, dtype=np.float32)
         seen = self._seen if exclude_seen else None
         indptr = seen.indptr if seen is not None else np.zeros(1, dtype=np.int32)
         indices = seen.indices if seen is not None else np.zeros(0, dtype=np.int32)
@@ -721,9 +727,8 @@ class FactorModel(Recommender):
         bu = self.user_bias_ if self.user_bias_ is not None else _EMPTY
         bi = self.item_bias_ if self.item_bias_ is not None else _EMPTY
         intercept = self._intercept()
-        qt32 = self._item_factors_t()
-        bi32 = bi.astype(np.float32, copy=False)
         fallback = self._fallback_item_scores()
+        item_add = bi.astype(np.float32, copy=False)
         # Higham's bound for a float32 dot product of k terms plus three additions,
         # doubled for the float64 -> float32 rounding of the factors and again for safety.
         k = Q.shape[1]
@@ -731,30 +736,24 @@ class FactorModel(Recommender):
         gamma = (2 * k + 8) * unit / (1 - (2 * k + 8) * unit)
         q_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", Q, Q, dtype=np.float64))))
         bi_max = float(np.max(np.abs(bi))) if len(bi) else 0.0
-        for start in range(0, len(user_index), rows):
-            block = np.ascontiguousarray(user_index[start : start + rows], dtype=np.int32)
-            known = block >= 0
-            approx = np.empty((len(block), len(self.items_)), dtype=np.float32)
-            slack = np.empty(len(block), dtype=np.float64)
-            if known.any():
-                users = block[known]
-                p = P[users]
-                approx[known] = p.astype(np.float32, copy=False) @ qt32
-                approx[known] += np.float32(intercept)
-                if len(bi32):
-                    approx[known] += bi32
-                bu_abs = np.zeros(len(users))
-                if len(bu):
-                    approx[known] += bu[users, None].astype(np.float32)
-                    bu_abs = np.abs(bu[users].astype(np.float64))
-                p_norm = np.sqrt(np.einsum("ij,ij->i", p, p, dtype=np.float64))
-                slack[known] = 4 * gamma * (p_norm * q_norm + abs(intercept) + bu_abs + bi_max)
-            if not known.all():
-                approx[~known] = fallback.astype(np.float32)
-                slack[~known] = 4 * unit * float(np.max(np.abs(fallback)))
-            topk_rescored(
-                approx, block, indptr, indices, slack, P, Q, bu, bi, intercept, fallback,
-                out_idx[start : start + rows], out_scores[start : start + rows],
+        known = users >= 0
+        known_users = users[known]
+        p = P[known_users]
+        bu_abs = np.abs(bu[known_users].astype(np.float64)) if len(bu) else 0.0
+        p_norm = np.sqrt(np.einsum("ij,ij->i", p, p, dtype=np.float64))
+        slack = np.empty(len(users), dtype=np.float64)
+        slack[known] = 4 * gamma * (p_norm * q_norm + abs(intercept) + bu_abs + bi_max)
+        # unknown rows: three float32 roundings (cast, minus b_i, plus b_i), doubled
+        slack[~known] = 8 * unit * (float(np.max(np.abs(fallback))) + bi_max)
+        row_base = np.zeros(len(users), dtype=np.float32)
+        row_base[known] = np.float32(intercept)
+        if len(bu):
+            row_base[known] += bu[known_users].astype(np.float32)
+        with blas_threads(1):  # numba's threads run the products: one pool, no contention
+            recommend_exact(
+                P.astype(np.float32, copy=False), self._item_factors_t(), users, row_base,
+                item_add, slack, indptr, indices, P, Q, bu, bi, intercept, fallback, rows,
+                out_idx, out_scores,
             )  # fmt: skip
         return out_idx, out_scores
 

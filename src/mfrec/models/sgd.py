@@ -92,36 +92,29 @@ def grouped_layout(
     """Deal users and items at random into ``n_strata`` strata each and store the
     ratings block by block, each block grouped by user (see :mod:`mfrec.kernels.sgd`).
 
-    Costs 8 bytes per rating (items + values) plus a few per user and block, built with
-    two O(n) counting sorts."""
-    from mfrec.kernels.sgd import counting_order
+    Costs 8 bytes per rating (items + values) plus a few per user and block; built in
+    one counting pass and one scatter pass (:func:`mfrec.kernels.sgd.build_layout`)."""
+    from mfrec.kernels.sgd import build_layout
 
-    users, items = train.user_index, train.item_index
     if n_strata == 1:
-        block = np.zeros(len(train), dtype=np.int32)
+        user_stratum = np.zeros(train.n_users, dtype=np.int32)
+        item_stratum = np.zeros(train.n_items, dtype=np.int32)
     else:
         user_stratum = (rng.permutation(train.n_users) % n_strata).astype(np.int32)
         item_stratum = (rng.permutation(train.n_items) % n_strata).astype(np.int32)
-        block = user_stratum[users] * n_strata + item_stratum[items]
-    # Stable sort by user, then stably by block: ordered by (block, user).
-    by_user = counting_order(users, train.n_users)
-    order = by_user[counting_order(block[by_user], n_strata * n_strata)]
-    del by_user
-    sorted_users = users[order]
-    sorted_block = block[order]
-    change = (sorted_users[1:] != sorted_users[:-1]) | (sorted_block[1:] != sorted_block[:-1])
-    group_start = np.concatenate([[0], np.flatnonzero(change) + 1, [len(train)]]).astype(np.int64)
-    del change
-    group_user = sorted_users[group_start[:-1]]
-    counts = np.bincount(sorted_block[group_start[:-1]], minlength=n_strata * n_strata)
-    block_group_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    items = np.empty(len(train), dtype=np.int32)
+    ratings = np.empty(len(train), dtype=dtype)
+    group_user, group_start, block_group_ptr = build_layout(
+        train.user_index, train.item_index, train.rating, user_stratum, item_stratum,
+        n_strata, items, ratings,
+    )  # fmt: skip
     return GroupedLayout(
         group_user=group_user,
         group_start=group_start,
         block_group_ptr=block_group_ptr,
         group_order=np.arange(len(group_user), dtype=np.int32),
-        items=items[order],
-        ratings=train.rating[order].astype(dtype, copy=False),
+        items=items,
+        ratings=ratings,
     )
 
 
