@@ -10,6 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Kernels compile on their first call (a clean checkout has no numba cache): no
+# per-example deadline, or the first example of a property test fails on a slow machine.
+settings.register_profile("mfrec", deadline=None)
+settings.load_profile("mfrec")
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

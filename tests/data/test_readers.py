@@ -550,3 +550,13 @@ def test_corrupt_parquet(tmp_path):
     path.write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match=r"cannot read .*x\.parquet as Parquet"):
         read_ratings(path)
+
+
+def test_ids_beyond_int32_stay_exact(tmp_path):
+    """The fast path parses ids as int32; an id that overflows it falls back to the
+    exact text path instead of wrapping around."""
+    path = tmp_path / "big.csv"
+    path.write_text("user,item,rating\n1,2,4\n3000000000,2,5\n-7,9,1\n")
+    ratings = read_ratings(path)
+    assert sorted(ratings.users.ids.tolist()) == [-7, 1, 3000000000]
+    assert ratings.users.kind == "int"

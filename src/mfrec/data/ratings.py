@@ -325,7 +325,9 @@ def _validate_values(ratings: Any, scale, describe_row) -> np.ndarray:
         raise DataError(f"ratings must be one-dimensional, got shape {raw.shape}")
     if raw.dtype.kind == "b":
         raise DataError("ratings must be numbers, got booleans")
-    if raw.dtype.kind in "iuf":
+    if raw.dtype == np.float32:
+        values = raw  # checked as is: no float64 round trip for 25M ratings
+    elif raw.dtype.kind in "iuf":
         values = raw.astype(np.float64, copy=False)
     else:
         values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64)
@@ -353,7 +355,7 @@ def _validate_values(ratings: Any, scale, describe_row) -> np.ndarray:
                 f"{scale[0]:g}-{scale[1]:g} ({int(out.sum())} such ratings); fix the data or "
                 "declare the right scale"
             )
-    return values.astype(np.float32)
+    return values.astype(np.float32, copy=False)
 
 
 def _validate_timestamps(timestamps: Any, describe_row) -> np.ndarray:
@@ -365,7 +367,7 @@ def _validate_timestamps(timestamps: Any, describe_row) -> np.ndarray:
             raise DataError(f"missing timestamp at {describe_row(pos)}")
         return raw.astype("datetime64[s]").astype(np.int64)
     if raw.dtype.kind in "iu":
-        return raw.astype(np.int64)
+        return raw.astype(np.int64, copy=False)
     values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -375,34 +377,45 @@ def _validate_timestamps(timestamps: Any, describe_row) -> np.ndarray:
 
 
 def _resolve_duplicates(u_idx, i_idx, values, times, users, items, policy, describe_row):
-    key = u_idx.astype(np.int64) * len(items) + i_idx
-    # Fast path: sorting finds "any duplicate?" far faster than hashing 25M keys.
-    ordered = np.sort(key)
-    if not (ordered[1:] == ordered[:-1]).any():
+    from mfrec.kernels.ingest import has_duplicate_pairs
+
+    if not has_duplicate_pairs(u_idx, i_idx, len(users), len(items)):
         return u_idx, i_idx, values, times
-    del ordered
-    dup_later = pd.Series(key).duplicated(keep="first").to_numpy()
+    key = u_idx.astype(np.int64)  # built in place: one array the size of the column
+    key *= len(items)
+    key += i_idx
+    # Group equal keys; a stable sort keeps each group's rows in input order.
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    del sorted_key
+    first_rows = order[starts]  # first occurrence of each pair
+    last_rows = order[np.r_[starts[1:], len(order)] - 1]  # last occurrence
     if policy == "error":
-        pos = int(np.flatnonzero(dup_later)[0])
+        repeated = np.ones(len(order), dtype=bool)
+        repeated[starts] = False
+        later = order[repeated]  # every occurrence after a pair's first
+        pos = int(later.min())
         first = int(np.flatnonzero(key == key[pos])[0])
         user_id, item_id = users.ids[u_idx[pos]], items.ids[i_idx[pos]]
         raise DataError(
             f"duplicate rating of item {show(item_id)} by user {show(user_id)} at "
             f"{describe_row(first)} "
-            f"and {describe_row(pos)} ({int(dup_later.sum())} duplicates in all); pass "
+            f"and {describe_row(pos)} ({len(later)} duplicates in all); pass "
             "duplicates='last' or 'mean' (--duplicates on the command line) to resolve them"
         )
     if policy == "last":
-        keep = ~pd.Series(key).duplicated(keep="last").to_numpy()
+        keep = np.sort(last_rows)  # rows in input order, each pair at its last occurrence
         return u_idx[keep], i_idx[keep], values[keep], None if times is None else times[keep]
-    # mean: one row per pair at the position of its first occurrence.
-    codes, uniques = pd.factorize(key)  # codes in order of first appearance
-    sums = np.bincount(codes, weights=values.astype(np.float64))
-    counts = np.bincount(codes)
-    first_pos = np.full(len(uniques), -1, dtype=np.int64)
-    first_pos[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-    new_times = None
-    if times is not None:
-        new_times = np.full(len(uniques), np.iinfo(np.int64).min, dtype=np.int64)
-        np.maximum.at(new_times, codes, times)
-    return u_idx[first_pos], i_idx[first_pos], (sums / counts).astype(np.float32), new_times
+    # mean: one row per pair, at the position of its first occurrence; the latest time.
+    counts = np.diff(np.r_[starts, len(order)])
+    means = np.add.reduceat(values[order].astype(np.float64), starts) / counts
+    new_times = None if times is None else np.maximum.reduceat(times[order], starts)
+    place = np.argsort(first_rows, kind="stable")
+    rows = first_rows[place]
+    return (
+        u_idx[rows],
+        i_idx[rows],
+        means[place].astype(np.float32),
+        None if new_times is None else new_times[place],
+    )

@@ -29,6 +29,8 @@ import pandas as pd
 from mfrec.exceptions import DataError
 
 _INT64_MAX = np.iinfo(np.int64).max
+#: Columns at least this long are encoded by a numba pass (worth importing numba for).
+_NUMBA_ENCODE_MIN = 1_000_000
 _UINT64_MAX = np.iinfo(np.uint64).max
 KINDS = ("int", "uint", "bigint", "str")
 
@@ -62,7 +64,8 @@ def normalize_ids(
     if arr.dtype.kind == "b":
         raise DataError(f"{what} ids must be ints or strings, got booleans")
     if arr.dtype.kind == "i":
-        return "int", arr.astype(np.int64, copy=False)
+        # int32 stays int32 (its values are all int64-exact); wider kinds become int64.
+        return "int", arr if arr.dtype == np.int32 else arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "u":
         if arr.size and int(arr.max()) > _INT64_MAX:
             return "uint", arr.astype(np.uint64, copy=False)
@@ -142,15 +145,16 @@ def _encode_dense(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if len(arr) == 0:
         return None
     low, high = int(arr.min()), int(arr.max())
-    if low < 0 or high > 4 * len(arr) + 1_000_000:
+    if low < 0 or high > 4 * len(arr) + 1_000_000 or high >= np.iinfo(np.int32).max:
         return None
-    present = np.zeros(high + 2, dtype=np.int32)
-    present[arr + 1] = 1
-    np.cumsum(present, out=present)  # present[v + 1] - 1 = code of id v (where present)
-    ids = np.flatnonzero(np.diff(present)).astype(np.int64)
-    if len(ids) >= np.iinfo(np.int32).max:
-        return None
-    return ids, present[arr + 1] - 1
+    if len(arr) >= _NUMBA_ENCODE_MIN:  # one pass, no temporaries the size of the column
+        from mfrec.kernels.ingest import dense_codes
+
+        return dense_codes(arr, high)
+    present = np.bincount(arr, minlength=high + 1) > 0
+    ids = np.flatnonzero(present).astype(np.int64)
+    code_of = np.cumsum(present, dtype=np.int32) - 1  # code of id v, where v is present
+    return ids, np.take(code_of, arr)
 
 
 class Vocabulary:
