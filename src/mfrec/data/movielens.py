@@ -40,7 +40,7 @@ ML100K_GENRES = (
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MovieLensSpec:
     """One MovieLens variant: where it comes from and how its files are laid out.
 
@@ -79,16 +79,17 @@ class MovieLensSpec:
     url: str
     size: int | None
     sha256: str | None
-    md5: str | None
-    ratings_file: str
-    ratings_format: str
-    items_file: str
-    items_format: str
-    encoding: str
-    scale: tuple[float, float]
-    rating_step: float
     n_ratings: int
     description: str
+    # The layout of the CSV releases (ml-20m and later) unless said otherwise.
+    md5: str | None = None
+    ratings_file: str = "ratings.csv"
+    ratings_format: str = "csv"
+    items_file: str = "movies.csv"
+    items_format: str = "csv"
+    encoding: str = "utf-8"
+    scale: tuple[float, float] = (0.5, 5.0)
+    rating_step: float = 0.5
 
 
 DATASETS: dict[str, MovieLensSpec] = {
@@ -100,7 +101,6 @@ DATASETS: dict[str, MovieLensSpec] = {
             url=f"{BASE_URL}/ml-100k.zip",
             size=4924029,
             sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-            md5=None,
             ratings_file="u.data",
             ratings_format="tab",
             items_file="u.item",
@@ -117,7 +117,6 @@ DATASETS: dict[str, MovieLensSpec] = {
             url=f"{BASE_URL}/ml-1m.zip",
             size=5917549,
             sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-            md5=None,
             ratings_file="ratings.dat",
             ratings_format="dat",
             items_file="movies.dat",
@@ -139,9 +138,6 @@ DATASETS: dict[str, MovieLensSpec] = {
             ratings_format="dat",
             items_file="movies.dat",
             items_format="dat",
-            encoding="utf-8",
-            scale=(0.5, 5.0),
-            rating_step=0.5,
             n_ratings=10_000_054,
             description=(
                 "MovieLens 10M (2009): 10,000,054 ratings 0.5-5 by 69,878 users of 10,677 movies"
@@ -153,14 +149,6 @@ DATASETS: dict[str, MovieLensSpec] = {
             url=f"{BASE_URL}/ml-20m.zip",
             size=198702078,
             sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-            md5=None,
-            ratings_file="ratings.csv",
-            ratings_format="csv",
-            items_file="movies.csv",
-            items_format="csv",
-            encoding="utf-8",
-            scale=(0.5, 5.0),
-            rating_step=0.5,
             n_ratings=20_000_263,
             description=(
                 "MovieLens 20M (2015): 20,000,263 ratings 0.5-5 by 138,493 users of 26,744 movies"
@@ -172,14 +160,6 @@ DATASETS: dict[str, MovieLensSpec] = {
             url=f"{BASE_URL}/ml-25m.zip",
             size=261978986,
             sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-            md5=None,
-            ratings_file="ratings.csv",
-            ratings_format="csv",
-            items_file="movies.csv",
-            items_format="csv",
-            encoding="utf-8",
-            scale=(0.5, 5.0),
-            rating_step=0.5,
             n_ratings=25_000_095,
             description=(
                 "MovieLens 25M (2019): 25,000,095 ratings 0.5-5 by 162,541 users of 59,047 movies"
@@ -191,14 +171,6 @@ DATASETS: dict[str, MovieLensSpec] = {
             url=f"{BASE_URL}/ml-latest-small.zip",
             size=978202,
             sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
-            md5=None,
-            ratings_file="ratings.csv",
-            ratings_format="csv",
-            items_file="movies.csv",
-            items_format="csv",
-            encoding="utf-8",
-            scale=(0.5, 5.0),
-            rating_step=0.5,
             n_ratings=100_836,
             description=(
                 "MovieLens latest-small (2018 release): 100,836 ratings 0.5-5 by 610 users "

@@ -35,19 +35,32 @@ from ._common import FAST, shuffle, shuffle_pairs
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, inline="always")
-def _sgd_step(pu, qi, u, i, r, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias):
+def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg, lr_bias, reg_bias):
     """One rating's step (the update in the module docstring); returns the squared
     error of the prediction made before it."""
     dot = mu - mu  # zero, typed like the factors (callers pass mu in their dtype)
     for f in range(pu.shape[0]):
         dot += pu[f] * qi[f]
-    pred = mu + dot
-    if use_bias:
-        pred += bu[u] + bi[i]
-    err = r - pred
-    if use_bias:
-        bu[u] += lr_bias * (err - reg_bias * bu[u])
-        bi[i] += lr_bias * (err - reg_bias * bi[i])
+    err = r - ((mu + dot) + (bu[u] + bi[i]))
+    bu[u] += lr_bias * (err - reg_bias * bu[u])
+    bi[i] += lr_bias * (err - reg_bias * bi[i])
+    for f in range(pu.shape[0]):
+        pf = pu[f]
+        qf = qi[f]
+        pu[f] = pf + lr * (err * qf - reg * pf)
+        qi[f] = qf + lr * (err * pf - reg * qf)
+    return np.float64(err) * np.float64(err)
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+def _step_plain(pu, qi, r, mu, lr, reg):
+    """:func:`_step_biased` without the biases (FunkSVD). The two are separate
+    functions, and callers branch on ``use_bias`` outside their loops, because a
+    branch inside the step keeps LLVM from vectorizing it well (about 1.5x slower)."""
+    dot = mu - mu
+    for f in range(pu.shape[0]):
+        dot += pu[f] * qi[f]
+    err = r - (mu + dot)
     for f in range(pu.shape[0]):
         pf = pu[f]
         qf = qi[f]
@@ -76,13 +89,18 @@ def _sgd_range(
     use_bias,
 ):
     sse = 0.0
-    for t in range(start, stop):
-        idx = order[t]
-        u = users[idx]
-        i = items[idx]
-        sse += _sgd_step(
-            P[u], Q[i], u, i, ratings[idx], bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias
-        )
+    if use_bias:
+        for t in range(start, stop):
+            idx = order[t]
+            u = users[idx]
+            i = items[idx]
+            sse += _step_biased(
+                P[u], Q[i], u, i, ratings[idx], bu, bi, mu, lr, reg, lr_bias, reg_bias
+            )
+    else:
+        for t in range(start, stop):
+            idx = order[t]
+            sse += _step_plain(P[users[idx]], Q[items[idx]], ratings[idx], mu, lr, reg)
     return sse
 
 
@@ -119,11 +137,13 @@ def _sgd_group(
     # stays in L1 for the whole group.
     sse = 0.0
     pu = P[u]
-    for t in range(start, stop):
-        i = items[t]
-        sse += _sgd_step(
-            pu, Q[i], u, i, ratings[t], bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias
-        )
+    if use_bias:
+        for t in range(start, stop):
+            i = items[t]
+            sse += _step_biased(pu, Q[i], u, i, ratings[t], bu, bi, mu, lr, reg, lr_bias, reg_bias)
+    else:
+        for t in range(start, stop):
+            sse += _step_plain(pu, Q[items[t]], ratings[t], mu, lr, reg)
     return sse
 
 
