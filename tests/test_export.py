@@ -18,7 +18,7 @@ def model():
     return BiasedMF(n_factors=4, n_epochs=5, random_state=0).fit(ratings)
 
 
-@pytest.mark.parametrize("block_size", [1, 7, 1000])
+@pytest.mark.parametrize("block_size", [1, 7, 1000, None])
 def test_file_equals_batch_recommend_for_any_block_size(model, tmp_path, block_size):
     path = tmp_path / "recs.parquet"
     rows = write_recommendations(model, path, n=5, block_size=block_size)

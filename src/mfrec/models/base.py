@@ -51,6 +51,9 @@ EpochCallback = Callable[[dict[str, Any]], Any]
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 #: Block size of the rescoring top-N path: small enough to stay in cache.
 CACHE_BLOCK_BYTES = 8 * 2**20
+#: Users per block of ``iter_recommendations`` on the rescoring path, whose scores are
+#: computed in cache-sized blocks inside: a block costs only its lists in memory.
+LIST_BLOCK_USERS = 16_384
 
 
 class Recommendations(NamedTuple):
@@ -421,6 +424,10 @@ class Recommender:
             return int(block_size)
         return max(1, block_bytes // (4 * max(1, len(self.items_))))
 
+    def _list_block_rows(self, block_size: int | None) -> int:
+        """Users per block of :meth:`iter_recommendations`."""
+        return self._block_rows(block_size)
+
     def _recommend_indices(
         self, user_index: np.ndarray, n: int, exclude_seen: bool, block_size: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -534,7 +541,8 @@ class Recommender:
             Default: every user known to the model, in vocabulary order.
         exclude_seen : bool, default True
         block_size : int, optional
-            Users per block (default: as many as fit in 64 MiB of scores).
+            Users per block (default: as many as fit in 64 MiB of scores; for factor
+            models, whose scores are computed in cache-sized blocks inside, 16,384).
         """
         self._check_fitted()
         if not isinstance(n, (int, np.integer)) or n < 1:
@@ -543,7 +551,7 @@ class Recommender:
             index = np.arange(len(self.users_), dtype=np.int32)
         else:
             index = self.users_.index(users)  # KeyError naming any unknown user
-        rows = self._block_rows(block_size)
+        rows = self._list_block_rows(block_size)
         for start in range(0, len(index), rows):
             block = index[start : start + rows]
             idx, scores = self._recommend_indices(block, n, exclude_seen, rows)
@@ -700,6 +708,11 @@ class FactorModel(Recommender):
         """Whether scores are exactly FactorModel's formula (no subclass override)."""
         return type(self)._score_pairs is FactorModel._score_pairs
 
+    def _list_block_rows(self, block_size: int | None) -> int:
+        if block_size is None and self._uses_standard_scoring():
+            return LIST_BLOCK_USERS
+        return super()._list_block_rows(block_size)
+
     def _recommend_indices(
         self, user_index: np.ndarray, n: int, exclude_seen: bool, block_size: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -715,8 +728,12 @@ class FactorModel(Recommender):
 
         n = min(int(n), len(self.items_))
         # Users per block: their scores (block x n_items float32) stay in cache while
-        # they are selected and rescored.
-        rows = self._block_rows(block_size, CACHE_BLOCK_BYTES)
+        # they are selected and rescored. A larger block_size only bounds memory, never
+        # enlarges the blocks: a block beyond malloc's mmap threshold would be fresh
+        # pages on every call, and first-touching them costs more than the scoring.
+        rows = self._block_rows(None, CACHE_BLOCK_BYTES)
+        if block_size is not None:
+            rows = min(rows, self._block_rows(block_size))
         users = np.ascontiguousarray(user_index, dtype=np.int32)
         out_idx = np.full((len(users), n), -1, dtype=np.int32)
         out_scores = np.full((len(users), n), -np.inf, dtype=np.float32)
