@@ -14,6 +14,8 @@ Every measurement runs in a fresh subprocess, so its peak RSS is its own:
 - top-N for all users of a 100,000-user x 50,000-item model with 64 factors (n=10,
   seen items excluded, streamed to Parquet): seconds and peak RSS;
 - numba: first-call compile time with an empty cache, and cache-load time;
+- ML-100K u1..u5 side by side with Surprise's SVD at its defaults, and mfrec's serial
+  kernel (one stratum, one thread) beside the parallel one (bench/surprise_svd.py);
 - start-up: `import mfrec` and `mfrec --help`.
 
 Synthetic data files are cached under $MFREC_BENCH_DIR (default ~/.cache/mfrec/bench).
@@ -242,6 +244,15 @@ def main() -> None:
         result["topn"] = run_job("topn", str(model_path), str(Path(tmp) / "recs.parquet"))
     print("topn", json.dumps(result["topn"]), flush=True)
 
+    # ML-100K u1..u5 side by side with Surprise SVD at its defaults (bench/surprise_svd.py).
+    from _common import warm_up
+    from mfrec.models import BiasedMF
+    from surprise_svd import measure
+
+    warm_up(lambda: BiasedMF(n_factors=4, n_epochs=1))
+    result["ml100k"] = measure(verbose=False)[1]
+    print("ml100k", json.dumps(result["ml100k"]), flush=True)
+
     result["markdown"] = render(result)
     print(result["markdown"])
     write_result("scale", result)
@@ -285,6 +296,14 @@ def render(result: dict) -> str:
     lines.append(
         f"- Top-10 for all {t['users']:,} users x {t['items']:,} items (64 factors, seen items "
         f"excluded, streamed to Parquet): {t['seconds']:.1f}s, peak {t['peak_mb']:,.0f} MB."
+    )
+    m = result["ml100k"]
+    lines.append(
+        f"- ML-100K u1..u5 at Surprise SVD's defaults (100 factors, 20 epochs): BiasedMF "
+        f"{m['mfrec_fit_s']:.3f}s vs Surprise SVD {m['surprise_fit_s']:.2f}s per fit "
+        f"({m['speedup']:.1f}x), RMSE {m['mfrec_rmse']:.4f} vs {m['surprise_rmse']:.4f}; "
+        f"the serial kernel (one stratum, one thread): RMSE {m['serial_rmse']:.4f}, "
+        f"{m['serial_fit_s']:.3f}s."
     )
     c, s = result["compile"], result["startup"]
     lines.append(

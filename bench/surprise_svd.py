@@ -5,7 +5,9 @@
 Same folds, same settings (100 factors, 20 epochs, lr 0.005, reg 0.02, init std 0.1),
 predictions clipped to 1..5 for both (Surprise's default). Each fold is fitted 3 times by
 each library with seeds shared between them, interleaved: RMSE/MAE are the means, fit
-seconds the medians. mfrec uses all cores (its default), Surprise one (all it can).
+seconds the medians. mfrec uses all cores (its default), Surprise one (all it can); a
+third column is mfrec's serial kernel (one stratum, one thread), to show that the
+parallel schedule costs no accuracy.
 Writes bench/results/surprise_svd.json.
 """
 
@@ -35,95 +37,77 @@ PEER_SETTINGS = {
 REPEATS = 3
 
 
-def main() -> None:
+#: The serial kernel: one stratum (no parallel schedule), one thread.
+SERIAL = {"n_strata": 1, "n_threads": 1}
+
+
+def measure(repeats: int = REPEATS, verbose: bool = True) -> tuple[list[dict], dict]:
+    """Per-fold and mean RMSE, MAE and fit seconds of BiasedMF (all cores), BiasedMF's
+    serial kernel and Surprise's SVD on ML-100K u1..u5; also used by bench/scale.py."""
     from surprise import SVD
 
     _, folds = ml100k_folds()
-    compile_seconds = warm_up(lambda: BiasedMF(n_factors=4, n_epochs=1))
     rows = []
     for k, fold in enumerate(folds):
         trainset, testset = surprise_data(fold)
-        ours_s, peer_s, ours_err, peer_err = [], [], [], []
-        # Fit both REPEATS times with different seeds, interleaved: fit seconds are the
+        seconds: dict[str, list[float]] = {"mfrec": [], "serial": [], "surprise": []}
+        errors: dict[str, list[tuple[float, float]]] = {"mfrec": [], "serial": [], "surprise": []}
+        # Fit each REPEATS times with different seeds, interleaved: fit seconds are the
         # median (this machine's timings wander by tens of percent), RMSE and MAE the
         # mean (one seed's luck is worth +-0.003 RMSE on a fold).
-        for rep in range(REPEATS):
+        for rep in range(repeats):
             seed = 100 * k + rep
-            model = BiasedMF(**SETTINGS, random_state=seed)
-            ours_s.append(timed(lambda: model.fit(fold.train))[1])  # noqa: B023 (called at once)
-            ours_err.append(rmse_mae(fold.test.rating, model.predict_ratings(fold.test, clip=True)))
+            for name, extra in (("mfrec", {}), ("serial", SERIAL)):
+                model = BiasedMF(**SETTINGS, **extra, random_state=seed)
+                seconds[name].append(timed(lambda: model.fit(fold.train))[1])  # noqa: B023
+                predicted = model.predict_ratings(fold.test, clip=True)
+                errors[name].append(rmse_mae(fold.test.rating, predicted))
             algo = SVD(**PEER_SETTINGS, random_state=seed)
-            peer_s.append(timed(lambda: algo.fit(trainset))[1])  # noqa: B023
+            seconds["surprise"].append(timed(lambda: algo.fit(trainset))[1])  # noqa: B023
             predictions = algo.test(testset)
-            peer_err.append(
-                rmse_mae(
-                    np.array([p.r_ui for p in predictions]), np.array([p.est for p in predictions])
-                )
+            truth = np.array([p.r_ui for p in predictions])
+            errors["surprise"].append(rmse_mae(truth, np.array([p.est for p in predictions])))
+        row: dict = {"fold": fold.name}
+        for name in seconds:
+            rmse, mae = np.mean(errors[name], axis=0)
+            row.update({f"{name}_rmse": rmse, f"{name}_mae": mae,
+                        f"{name}_fit_s": float(np.median(seconds[name]))})  # fmt: skip
+        rows.append(row)
+        if verbose:
+            print(
+                f"{fold.name}: mfrec RMSE {row['mfrec_rmse']:.4f} fit {row['mfrec_fit_s']:.3f}s"
+                f" | serial RMSE {row['serial_rmse']:.4f} fit {row['serial_fit_s']:.3f}s"
+                f" | Surprise RMSE {row['surprise_rmse']:.4f} fit {row['surprise_fit_s']:.3f}s",
+                flush=True,
             )
-        fit_s, peer_fit_s = float(np.median(ours_s)), float(np.median(peer_s))
-        ours, peer = np.mean(ours_err, axis=0), np.mean(peer_err, axis=0)
-        rows.append(
-            {
-                "fold": fold.name,
-                "mfrec_rmse": ours[0],
-                "mfrec_mae": ours[1],
-                "mfrec_fit_s": fit_s,
-                "surprise_rmse": peer[0],
-                "surprise_mae": peer[1],
-                "surprise_fit_s": peer_fit_s,
-            }
-        )
-        print(
-            f"{fold.name}: mfrec RMSE {ours[0]:.4f} fit {fit_s:.3f}s | Surprise RMSE {peer[0]:.4f} "
-            f"fit {peer_fit_s:.3f}s",
-            flush=True,
-        )
     mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key != "fold"}
     mean["speedup"] = mean["surprise_fit_s"] / mean["mfrec_fit_s"]
+    return rows, mean
+
+
+def main() -> None:
+    compile_seconds = warm_up(lambda: BiasedMF(n_factors=4, n_epochs=1))
+    rows, mean = measure()
+    columns = ["mfrec", "serial", "surprise"]
     table = markdown_table(
+        ["fold", "mfrec RMSE", "serial kernel RMSE", "Surprise RMSE", "mfrec MAE",
+         "serial kernel MAE", "Surprise MAE", "mfrec fit s", "serial kernel fit s",
+         "Surprise fit s"],
         [
-            "fold",
-            "mfrec RMSE",
-            "Surprise RMSE",
-            "mfrec MAE",
-            "Surprise MAE",
-            "mfrec fit s",
-            "Surprise fit s",
+            [r["fold"], *(r[f"{c}_rmse"] for c in columns), *(r[f"{c}_mae"] for c in columns),
+             *(r[f"{c}_fit_s"] for c in columns)]
+            for r in [*rows, {"fold": "mean", **mean}]
         ],
-        [
-            [
-                r["fold"],
-                r["mfrec_rmse"],
-                r["surprise_rmse"],
-                r["mfrec_mae"],
-                r["surprise_mae"],
-                r["mfrec_fit_s"],
-                r["surprise_fit_s"],
-            ]
-            for r in rows
-        ]
-        + [
-            [
-                "mean",
-                mean["mfrec_rmse"],
-                mean["surprise_rmse"],
-                mean["mfrec_mae"],
-                mean["surprise_mae"],
-                mean["mfrec_fit_s"],
-                mean["surprise_fit_s"],
-            ]
-        ],
-    )
+    )  # fmt: skip
     summary = (
         f"Mean speed-up {mean['speedup']:.1f}x; RMSE {mean['mfrec_rmse']:.4f} (mfrec) vs "
-        f"{mean['surprise_rmse']:.4f} (Surprise). numba compile/load before the first fit: "
-        f"{compile_seconds:.2f}s, not included in fit times."
+        f"{mean['surprise_rmse']:.4f} (Surprise). The serial kernel (one stratum, one "
+        f"thread) gets RMSE {mean['serial_rmse']:.4f} in {mean['serial_fit_s']:.3f}s. "
+        f"numba compile/load before the first fit: {compile_seconds:.2f}s, not included "
+        "in fit times."
     )
     print(table)
-    print(
-        f"speed-up {mean['speedup']:.1f}x; numba first-call compile/load "
-        f"{compile_seconds:.2f}s (not in fit times)"
-    )
+    print(summary)
     write_result(
         "surprise_svd",
         {
