@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -39,30 +40,33 @@ def numba_threads(n_threads: int | None) -> Iterator[int]:
         numba.set_num_threads(previous)
 
 
-_blas_started = False
+_blas_controller: Any = None
 
 
-def _start_blas() -> None:
-    # OpenBLAS starts its thread pool lazily, on its first call, and that start resets
-    # an earlier thread limit: make one tiny call first so the limit below sticks.
-    global _blas_started
-    if not _blas_started:
+def _controller() -> Any:
+    """The BLAS libraries' thread controls, found once. OpenBLAS starts its thread
+    pool lazily, on its first call, and that start resets an earlier thread limit: one
+    tiny call to numpy's and to scipy's BLAS first makes both load and start, so the
+    limits stick. Finding the libraries reads /proc/self/maps (milliseconds): doing it
+    once keeps a single recommend_for_ratings call at a fraction of a millisecond.
+    A BLAS loaded later by other code is not controlled."""
+    global _blas_controller
+    if _blas_controller is None:
         import numpy as np
         import scipy.linalg
+        from threadpoolctl import ThreadpoolController
 
         a = np.eye(2)
         a @ a  # numpy's OpenBLAS
         scipy.linalg.svd(a)  # scipy ships its own
-        _blas_started = True
+        _blas_controller = ThreadpoolController().select(user_api="blas")
+    return _blas_controller
 
 
 @contextlib.contextmanager
 def blas_threads(n_threads: int) -> Iterator[None]:
-    """Limit BLAS/OpenMP pools to ``n_threads`` inside the block (threadpoolctl)."""
-    from threadpoolctl import threadpool_limits
-
-    _start_blas()
-    with threadpool_limits(limits=n_threads):
+    """Limit the BLAS thread pools to ``n_threads`` inside the block (threadpoolctl)."""
+    with _controller().limit(limits=n_threads):
         yield
 
 
