@@ -105,6 +105,24 @@ def test_demo_falls_back_to_synthetic(runner, tmp_path):
         assert data.startswith(b"\x89PNG") and len(data) > 5000
 
 
+def test_demo_starts_from_the_preset_and_beats_the_baselines(runner, tmp_path):
+    result = run(runner, "demo", "--out-dir", tmp_path / "demo")
+    assert "biased-mf (preset ml-100k: n_factors=200" in result.output
+    rmse = {
+        line[:14].strip(): float(line[14:25])
+        for line in result.output.splitlines()
+        if line[:14].strip() in {"global mean", "bias only", "biased-mf"}
+    }
+    assert rmse["biased-mf"] < rmse["bias only"] - 0.01 < rmse["global mean"]
+    # --param overrides the preset's value; --preset none leaves the defaults.
+    result = run(runner, "demo", "--out-dir", tmp_path / "d2", "--param", "n_epochs=2")
+    assert "n_factors=200, lr=0.007" in result.output and "n_epochs" not in result.output
+    result = run(
+        runner, "demo", "--out-dir", tmp_path / "d3", "--preset", "none", "--param", "n_epochs=2"
+    )
+    assert "Model: biased-mf (defaults)" in result.output
+
+
 def test_datasets_lists_all(runner):
     rows = json.loads(run(runner, "datasets", "--json").output)
     names = [r["name"] for r in rows]

@@ -1002,6 +1002,15 @@ def _show(value: Any) -> str:
 @click.option(
     "--param", "params", multiple=True, metavar="NAME=VALUE", help="A model hyperparameter."
 )
+@click.option(
+    "--preset",
+    "preset_name",
+    default="ml-100k",
+    show_default=True,
+    help="Tuned hyperparameters to start from (tuned on u1.base only, so u1.test stays "
+    "clean; the synthetic data is ML-100K-shaped); 'none' for the model's defaults. "
+    "Ignored for a model without that preset.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--out-dir",
@@ -1010,7 +1019,7 @@ def _show(value: Any) -> str:
     show_default=True,
     help="Folder for the plots.",
 )
-def demo(model_name, params, seed, out_dir) -> None:
+def demo(model_name, params, preset_name, seed, out_dir) -> None:
     """The main job, end to end: train on ML-100K (or synthetic data), compare with
     baselines, recommend, and plot."""
     import warnings
@@ -1020,10 +1029,19 @@ def demo(model_name, params, seed, out_dir) -> None:
     from mfrec.evaluation.metrics import error_distribution, mae, rmse
     from mfrec.exceptions import UnknownIdWarning
     from mfrec.models import BiasBaseline, GlobalMean
+    from mfrec.models.presets import preset, preset_names
     from mfrec.plots import plot_error_histogram, plot_history
 
     enabled = _progress_enabled(False)
     model = _build_model(model_name, params, seed)
+    settings = "defaults"
+    if preset_name != "none" and preset_name in preset_names(model_name):
+        given = {name for name, _ in _pairs(params)}
+        tuned = {k: v for k, v in preset(model_name, preset_name).items() if k not in given}
+        model.set_params(**tuned)
+        settings = f"preset {preset_name}: " + ", ".join(
+            f"{k}={_show(v)}" for k, v in tuned.items()
+        )
     local = {row["name"]: row.get("path") for row in dataset_status()}
     with _user_errors():
         if local.get("ml-100k"):
@@ -1041,6 +1059,7 @@ def demo(model_name, params, seed, out_dir) -> None:
                 "ml-100k/, or run `mfrec datasets`), so this demo uses mfrec's embedded synthetic "
                 f"ratings -- {len(fold.train):,} train / {len(fold.test):,} test"
             )
+        click.echo(f"Model: {model_name} ({settings})")
         click.echo("")
         rows = []
         with warnings.catch_warnings():
