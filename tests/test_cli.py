@@ -121,6 +121,8 @@ def test_demo_starts_from_the_preset_and_beats_the_baselines(runner, tmp_path):
         runner, "demo", "--out-dir", tmp_path / "d3", "--preset", "none", "--param", "n_epochs=2"
     )
     assert "Model: biased-mf (defaults)" in result.output
+    result = runner.invoke(main, ["demo", "--preset", "ml100k"])
+    assert result.exit_code != 0 and "no preset 'ml100k'; presets: ml-100k" in result.output
 
 
 def test_datasets_lists_all(runner):

@@ -1029,11 +1029,14 @@ def demo(model_name, params, preset_name, seed, out_dir) -> None:
     from mfrec.evaluation.metrics import error_distribution, mae, rmse
     from mfrec.exceptions import UnknownIdWarning
     from mfrec.models import BiasBaseline, GlobalMean
-    from mfrec.models.presets import preset, preset_names
+    from mfrec.models.presets import PRESETS, preset, preset_names
     from mfrec.plots import plot_error_histogram, plot_history
 
     enabled = _progress_enabled(False)
     model = _build_model(model_name, params, seed)
+    known = sorted({name for _, name in PRESETS})
+    if preset_name != "none" and preset_name not in known:
+        raise CliError(f"no preset {preset_name!r}; presets: {', '.join(known)}, or none")
     settings = "defaults"
     if preset_name != "none" and preset_name in preset_names(model_name):
         given = {name for name, _ in _pairs(params)}

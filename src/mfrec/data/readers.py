@@ -386,7 +386,7 @@ class _TextFile:
 
     # -- reading ------------------------------------------------------------------
     def _ids_parse_exactly_as_ints(self) -> bool:
-        """Whether parsing the id columns as int64 cannot change an id: no field of the
+        """Whether parsing the id columns as integers cannot change an id: no field of the
         file starts like a non-canonical integer (``007``, ``+5``, ``-0``). One byte
         scan, far cheaper than reading 2 x n ids as text to check them."""
         sep = self.sep.encode(self.encoding)[-1]  # '::' -> ':' still starts no number
@@ -395,7 +395,8 @@ class _TextFile:
 
     def _table(self, as_text: bool, int_ids: bool = False) -> pa.Table:
         """Parse the role columns; with ``as_text`` every column is read as text; with
-        ``int_ids`` the id columns are parsed as int64 (only when that is exact)."""
+        ``int_ids`` the id columns are parsed as int32 and the ratings as float32 (only
+        when :meth:`_ids_parse_exactly_as_ints` said so)."""
         names = [f"f{i}" for i in range(self.n_fields)]
         # Exact int ids fit int32 in practice (an overflow is a conversion error, and the
         # careful text path takes over); ratings then parse straight to float32 too.
