@@ -45,3 +45,48 @@ def shuffle_pairs(a, b, start, stop, state):
         a[t], a[j] = a[j], a[t]
         b[t], b[j] = b[j], b[t]
     return state
+
+
+# -- dense symmetric positive definite solves (small d x d systems, one per row) ---------
+# Inlined into their callers, so they compile with the caller's fastmath flags.
+@njit(cache=True, nogil=True, inline="always")
+def cholesky_lower(A):
+    """Overwrite the lower triangle of the symmetric positive definite ``A`` (only that
+    triangle is read) with its Cholesky factor L, ``A = L L^T``. Returns False, with
+    ``A`` partly overwritten, when ``A`` is not positive definite."""
+    m = A.shape[0]
+    for j in range(m):
+        d = A[j, j]
+        for p in range(j):
+            d -= A[j, p] * A[j, p]
+        if not d > 0.0:
+            return False
+        d = np.sqrt(d)
+        A[j, j] = d
+        for i in range(j + 1, m):
+            s = A[i, j]
+            for p in range(j):
+                s -= A[i, p] * A[j, p]
+            A[i, j] = s / d
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def solve_lower(L, b, out):
+    """out = L^-1 b (forward substitution); ``out`` may be ``b``."""
+    for i in range(L.shape[0]):
+        s = b[i]
+        for p in range(i):
+            s -= L[i, p] * out[p]
+        out[i] = s / L[i, i]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def solve_lower_t(L, x):
+    """x = L^-T x in place (back substitution with the transpose of L)."""
+    m = L.shape[0]
+    for i in range(m - 1, -1, -1):
+        s = x[i]
+        for p in range(i + 1, m):
+            s -= L[p, i] * x[p]
+        x[i] = s / L[i, i]

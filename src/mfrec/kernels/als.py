@@ -25,37 +25,17 @@ pool can oversubscribe the cores): the result is the same on any number of threa
 import numpy as np
 from numba import njit, prange
 
-from ._common import FAST
+from ._common import FAST, cholesky_lower, solve_lower, solve_lower_t
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
 def _cholesky_solve(A, b):
     """Solve A x = b for symmetric positive definite A (lower triangle used) in place:
     A becomes its Cholesky factor L, b becomes x. Returns False if A is not SPD."""
-    m = A.shape[0]
-    for j in range(m):
-        d = A[j, j]
-        for p in range(j):
-            d -= A[j, p] * A[j, p]
-        if not d > 0.0:
-            return False
-        d = np.sqrt(d)
-        A[j, j] = d
-        for i in range(j + 1, m):
-            s = A[i, j]
-            for p in range(j):
-                s -= A[i, p] * A[j, p]
-            A[i, j] = s / d
-    for i in range(m):  # L y = b
-        s = b[i]
-        for p in range(i):
-            s -= A[i, p] * b[p]
-        b[i] = s / A[i, i]
-    for i in range(m - 1, -1, -1):  # L^T x = y
-        s = b[i]
-        for p in range(i + 1, m):
-            s -= A[p, i] * b[p]
-        b[i] = s / A[i, i]
+    if not cholesky_lower(A):
+        return False
+    solve_lower(A, b, b)
+    solve_lower_t(A, b)
     return True
 
 

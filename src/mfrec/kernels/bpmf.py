@@ -33,7 +33,7 @@ depends on the seeds, never on the number of threads or on scheduling.
 import numpy as np
 from numba import njit, prange
 
-from ._common import splitmix64
+from ._common import cholesky_lower, solve_lower, solve_lower_t, splitmix64
 
 # splitmix64 constants, for the independent pure-Python reference below.
 _MASK = 0xFFFFFFFFFFFFFFFF
@@ -70,34 +70,14 @@ def _draw_gaussian(A, h, g, out):
 
     Returns False (and fills ``out`` with NaN) when A is not positive definite.
     """
-    d = A.shape[0]
-    for j in range(d):
-        s = A[j, j]
-        for p in range(j):
-            s -= A[j, p] * A[j, p]
-        if not s > 0.0:
-            out[:] = np.nan
-            return False
-        diag = np.sqrt(s)
-        A[j, j] = diag
-        for i in range(j + 1, d):
-            s = A[i, j]
-            for p in range(j):
-                s -= A[i, p] * A[j, p]
-            A[i, j] = s / diag
+    if not cholesky_lower(A):
+        out[:] = np.nan
+        return False
     # Forward solve L w = h, then back solve L^T x = w + g.
-    for i in range(d):
-        s = h[i]
-        for p in range(i):
-            s -= A[i, p] * out[p]
-        out[i] = s / A[i, i]
-    for i in range(d):
+    solve_lower(A, h, out)
+    for i in range(A.shape[0]):
         out[i] += g[i]
-    for i in range(d - 1, -1, -1):
-        s = out[i]
-        for p in range(i + 1, d):
-            s -= A[p, i] * out[p]
-        out[i] = s / A[i, i]
+    solve_lower_t(A, out)
     return True
 
 
