@@ -56,7 +56,9 @@ def _random_csr(rng, n_rows, n_cols, density=0.4):
 
 def test_normal_stream_matches_reference_and_is_standard_normal():
     fast = bpmf.normal_stream(12345, 1000)
-    np.testing.assert_array_equal(fast, bpmf.normal_stream_reference(12345, 1000))
+    # log/sqrt/cos come from numba's libm in one and numpy's SIMD loops in the other: they
+    # may differ in the last bits with the CPU's vector width (AVX2 vs AVX-512).
+    np.testing.assert_array_max_ulp(fast, bpmf.normal_stream_reference(12345, 1000), maxulp=4)
     draws = bpmf.normal_stream(7, 200_000)
     assert abs(draws.mean()) < 0.01
     assert draws.std() == pytest.approx(1.0, abs=0.01)

@@ -1,0 +1,298 @@
+"""Shared plumbing of the ``mfrec`` commands: options, data and model loading, errors,
+progress bars and output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+logger = logging.getLogger("mfrec")
+
+DATA_HELP = (
+    "A dataset name (ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-latest-small, synthetic) "
+    "or a ratings file (CSV/TSV/'::'/Parquet; see --sep and --columns)."
+)
+
+
+class CliError(click.ClickException):
+    """An error shown as 'Error: ...' with exit code 1 (no traceback)."""
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the library's documented errors into clean CLI errors."""
+    from mfrec.exceptions import (
+        DataError,
+        DatasetNotFoundError,
+        DivergenceError,
+        ModelFileError,
+        ParameterError,
+    )
+
+    try:
+        yield
+    except (
+        DataError,
+        ParameterError,
+        ModelFileError,
+        DivergenceError,
+        DatasetNotFoundError,
+    ) as exc:
+        raise CliError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    except KeyError as exc:
+        raise CliError(exc.args[0] if exc.args else str(exc)) from None
+
+
+def _progress_enabled(json_output: bool) -> bool:
+    return not json_output and sys.stderr.isatty()
+
+
+def _bar(total: int | None, desc: str, enabled: bool, unit: str = "it"):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, desc=desc, unit=unit, disable=not enabled, leave=False, file=sys.stderr
+    )
+
+
+def _parse_params(model_cls: type, pairs: tuple[str, ...]) -> dict[str, Any]:
+    from mfrec.exceptions import ParameterError
+
+    names = model_cls._param_names()
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise CliError(f"--param expects NAME=VALUE, got {pair!r}")
+        key, text = (s.strip() for s in pair.split("=", 1))
+        key = key.replace("-", "_")
+        if key not in names:
+            raise CliError(
+                f"{model_cls.__name__} has no parameter {key!r}; it has: {', '.join(names)}"
+            )
+        rule = model_cls._constraints.get(key)
+        try:
+            params[key] = rule.parse(text) if rule is not None else _guess(text)
+        except ParameterError as exc:
+            raise CliError(f"--param {key}: {exc}") from None
+    return params
+
+
+def _guess(text: str) -> Any:
+    for cast in (int, float):
+        with contextlib.suppress(ValueError):
+            return cast(text)
+    return text
+
+
+def _build_model(name: str, pairs: tuple[str, ...], seed: int | None):
+    from mfrec.models import get_model_class
+
+    with _user_errors():
+        cls = get_model_class(name)
+        params = {**_preset_params(cls), **_parse_params(cls, pairs)}
+        if (
+            seed is not None
+            and "random_state" in cls._param_names()
+            and "random_state" not in params
+        ):
+            params["random_state"] = seed
+        model = cls(**params)
+        model._validate_params()
+    return model
+
+
+def _load_data(
+    data: str,
+    sep: str | None,
+    columns: str | None,
+    scale: str | None,
+    duplicates: str,
+    enabled: bool,
+):
+    from mfrec.data.movielens import DATASETS, load_dataset
+
+    with _user_errors():
+        if data in DATASETS or data == "synthetic":
+            if sep or columns:
+                raise CliError("--sep and --columns apply to files, not to named datasets")
+            with _bar(None, f"downloading {data}", enabled, unit="B") as bar:
+
+                def progress(done: int, total: int | None) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                return (
+                    load_dataset(data, progress=progress)
+                    if data != "synthetic"
+                    else load_dataset(data)
+                )
+        path = Path(data)
+        if not path.exists():
+            known = ", ".join([*DATASETS, "synthetic"])
+            raise CliError(f"{data!r} is neither a known dataset ({known}) nor an existing file")
+        from mfrec.data.readers import read_ratings
+
+        return read_ratings(
+            path,
+            sep=_unescape(sep),
+            columns=columns,
+            scale=_parse_scale(scale),
+            duplicates=duplicates,
+            name=path.name,
+        )
+
+
+def _unescape(sep: str | None) -> str | None:
+    return None if sep is None else sep.encode().decode("unicode_escape")
+
+
+def _parse_scale(scale: str | None) -> tuple[float, float] | None:
+    if scale is None:
+        return None
+    try:
+        low, high = (float(v) for v in scale.replace(":", ",").split(","))
+    except ValueError:
+        raise CliError(f"--scale expects LOW,HIGH (e.g. 1,5), got {scale!r}") from None
+    return low, high
+
+
+def _epoch_callback(bar):
+    def callback(record: dict[str, Any]) -> None:
+        bar.update(1)
+        shown = {k: f"{record[k]:.4f}" for k in ("train_rmse", "val_rmse") if k in record}
+        bar.set_postfix(shown, refresh=False)
+
+    return callback
+
+
+def _echo_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _data_options(func):
+    func = click.option(
+        "--duplicates",
+        type=click.Choice(["error", "last", "mean"]),
+        default="error",
+        show_default=True,
+        help="What to do with repeated (user, item) pairs in a file.",
+    )(func)
+    func = click.option("--scale", help="Declared rating scale of a file, LOW,HIGH (e.g. 1,5).")(
+        func
+    )
+    func = click.option(
+        "--columns",
+        help="Role of each file column in order, e.g. user,item,rating,timestamp "
+        "('_' skips a column).",
+    )(func)
+    func = click.option(
+        "--sep", help="Field separator of a file (default: detected), e.g. ',' '\\t' '::'."
+    )(func)
+    return func
+
+
+def _remember_preset(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta["mfrec_preset"] = value
+
+
+def _preset_params(cls: type) -> dict[str, Any]:
+    """The hyperparameters of the command's --preset for ``cls`` (none without one)."""
+    from mfrec.models.presets import preset
+
+    ctx = click.get_current_context(silent=True)
+    name = ctx.meta.get("mfrec_preset") if ctx is not None else None
+    return {} if name is None else preset(cls.name, name)
+
+
+def _model_options(func):
+    func = click.option(
+        "--preset",
+        metavar="NAME",
+        expose_value=False,
+        callback=_remember_preset,
+        help="Tuned hyperparameters for the model, e.g. ml-100k (see mfrec.models.presets); "
+        "--param values override them.",
+    )(func)
+    func = click.option(
+        "--seed", type=int, default=None, help="Random seed (sets the model's random_state)."
+    )(func)
+    func = click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="A model hyperparameter; repeat for several.",
+    )(func)
+    func = click.option(
+        "--model",
+        "model_name",
+        default="biased-mf",
+        show_default=True,
+        help="Model name (see `mfrec models`).",
+    )(func)
+    return func
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _parse_threshold(text: str | None, implicit_threshold: float | None) -> float | None:
+    if text is None:
+        return None if implicit_threshold is not None else 4.0
+    if text.strip().lower() in {"none", "all"}:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise CliError(f"--relevance-threshold expects a number or 'none', got {text!r}") from None
+
+
+def _entries(model: Any, item_ids: Any, scores: Any) -> list[dict[str, Any]]:
+    titles = model.item_titles_
+    out = []
+    for item, score in zip(item_ids, scores, strict=True):
+        if not math.isfinite(float(score)):
+            continue
+        entry = {"item": item.item() if hasattr(item, "item") else item, "score": float(score)}
+        if titles is not None:
+            entry["title"] = titles[model.items_.lookup([item])[0]]
+        out.append(entry)
+    return out
+
+
+def _echo_entries(entries: list[dict[str, Any]]) -> None:
+    for rank, item in enumerate(entries, 1):
+        title = f"  {item['title']}" if "title" in item else ""
+        click.echo(f"  {rank:>3}. {item['item']!s:<10} {item['score']:.3f}{title}")
+
+
+def _pairs(params: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [
+        (k.strip().replace("-", "_"), v) for k, v in (p.split("=", 1) for p in params if "=" in p)
+    ]
+
+
+def _show(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
