@@ -18,11 +18,35 @@ def available_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
+ENV_THREADS = "MFREC_THREADS"
+
+
+def env_threads() -> int | None:
+    """The ``MFREC_THREADS`` cap (a positive int), or None when it is unset or empty."""
+    text = os.environ.get(ENV_THREADS, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        from mfrec.exceptions import ParameterError
+
+        raise ParameterError(
+            f"{ENV_THREADS} must be a positive whole number of threads, got {text!r}; "
+            f"set it to e.g. 1 or 2, or unset it to use every core"
+        )
+    return value
+
+
 def resolve_threads(n_threads: int | None) -> int:
-    """``None`` -> every available thread; an int is capped at what numba has."""
+    """``None`` -> every available thread, capped by ``MFREC_THREADS`` when it is set;
+    an int is capped at what numba has."""
     limit = available_threads()
     if n_threads is None:
-        return limit
+        cap = env_threads()
+        return limit if cap is None else min(cap, limit)
     return max(1, min(int(n_threads), limit))
 
 

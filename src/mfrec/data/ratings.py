@@ -123,7 +123,7 @@ class Ratings:
             raise DataError(
                 f"missing column(s) {missing}; the data has columns "
                 f"{list(map(str, frame.columns))}. "
-                "Name the right ones with user=, item=, rating= (or --columns on the command line)."
+                "Name the right ones with user=, item=, rating=."
             )
         return cls.from_arrays(
             frame[user],
@@ -402,7 +402,7 @@ def _resolve_duplicates(u_idx, i_idx, values, times, users, items, policy, descr
             f"duplicate rating of item {show(item_id)} by user {show(user_id)} at "
             f"{describe_row(first)} "
             f"and {describe_row(pos)} ({len(later)} duplicates in all); pass "
-            "duplicates='last' or 'mean' (--duplicates on the command line) to resolve them"
+            "duplicates='last' or duplicates='mean' to resolve them"
         )
     if policy == "last":
         keep = np.sort(last_rows)  # rows in input order, each pair at its last occurrence

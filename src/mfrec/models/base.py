@@ -109,6 +109,9 @@ class Recommender:
 
     #: CLI name, e.g. ``"biased-mf"``.
     name: ClassVar[str] = ""
+    #: Whether scores estimate ratings (scored by RMSE/MAE) or are preference scores
+    #: of implicit feedback, which only ranking metrics judge.
+    predicts_ratings: ClassVar[bool] = True
     _constraints: ClassVar[dict[str, Constraint]] = {}
     _fitted_arrays: ClassVar[tuple[str, ...]] = ()
     _fitted_scalars: ClassVar[tuple[str, ...]] = ()
