@@ -131,6 +131,9 @@ class _RecordingBar:
     def set_postfix(self, *args, **kwargs):
         pass
 
+    def set_description(self, *args, **kwargs):
+        pass
+
     def write(self, text):
         pass
 
@@ -444,3 +447,44 @@ def test_threads_flag_sets_the_variable_for_the_command(runner, ratings_file, mo
     assert "MFREC_THREADS" not in os.environ  # restored when the command ends
     text = run(runner, "models", env={"MFREC_THREADS": "many"}, ok=False).output
     assert "MFREC_THREADS must be a positive whole number of threads, got 'many'" in text
+
+
+def test_implicit_model_scores_are_called_preference_scores(runner, ratings_file, tmp_path):
+    path = tmp_path / "implicit.mfrec"
+    run(runner, "train", ratings_file, "--model", "implicit-als", "--param", "n_epochs=2",
+        "--param", "n_factors=3", "--seed", "0", "--out", path)  # fmt: skip
+    text = run(runner, "recommend", path, "--user", "3", "-n", "3").output
+    assert "note: scores are implicit-als preference scores (about 0 to 1, for ranking), not " in (
+        text
+    )
+    recs = json.loads(run(runner, "recommend", path, "--user", "3", "-n", "3", "--json").output)
+    assert all("rating" not in e for e in recs[0]["items"])
+    out = run(runner, "predict", path, "--user", "3", "--item", "2").output
+    assert out.splitlines()[0] == "user,item,score,known"
+    payload = json.loads(
+        run(runner, "predict", path, "--user", "3", "--item", "2", "--json").output
+    )
+    assert payload["clipped"] is False
+    assert payload["predictions"][0]["score"] == pytest.approx(
+        mfrec.load(path).predict(3, 2)[0], rel=1e-6
+    )
+
+
+def test_progress_inside_tune_and_train_fits(runner, ratings_file, monkeypatch, tmp_path):
+    import mfrec.cli._common as common
+    import mfrec.cli.evaluate as evaluate_module
+    import mfrec.cli.train as train_module
+
+    for module in (evaluate_module, train_module):
+        monkeypatch.setattr(module, "_progress_enabled", lambda json_output: not json_output)
+    monkeypatch.setattr(common, "_bar", _RecordingBar)
+    monkeypatch.setattr(evaluate_module, "_bar", _RecordingBar)
+    _RecordingBar.made.clear()
+    run(runner, "tune", ratings_file, "--param", "n_factors=2", "--grid", "n_epochs=2,3",
+        "--folds", "2", "--seed", "0")  # fmt: skip
+    fits = next(bar for bar in _RecordingBar.made if bar.unit == "epoch")
+    assert fits.enabled and fits.runs[:4] == [0, 2, 2, 3]  # reset before the first fit
+    _RecordingBar.made.clear()
+    run(runner, "train", ratings_file, "--param", "n_epochs=4", "--out", tmp_path / "m.mfrec")
+    (fits,) = _RecordingBar.made
+    assert (fits.unit, fits.total, fits.runs) == ("epoch", 4, [4])

@@ -16,6 +16,7 @@ from mfrec.cli._common import (
     _fmt,
     _load_data,
     _model_options,
+    _n_steps,
     _pairs,
     _parse_threshold,
     _progress_enabled,
@@ -98,10 +99,14 @@ def evaluate(
     notes = []
     if not model.predicts_ratings and metrics_text is None:
         metrics_text = RANKING_DEFAULT
+        hint = (
+            ""
+            if implicit_threshold is not None
+            else "; --implicit T first turns ratings >= T into interactions (e.g. --implicit 4)"
+        )
         notes.append(
             f"{model_name} scores preferences, not ratings, so it is evaluated by ranking "
-            f"metrics ({metrics_text}); --implicit T first turns ratings >= T into "
-            "interactions (e.g. --implicit 4)"
+            f"metrics ({metrics_text}){hint}"
         )
     try:
         specs = parse_metrics(metrics_text or "rmse,mae")
@@ -312,10 +317,18 @@ def tune(
             _fit_progress(base, enabled, "fit", position=1) as (callback, fit_bar),
         ):
 
+            def steps(index: int) -> int | None:
+                """Epochs of one fit of configuration ``index`` (its own n_epochs...)."""
+                if index >= len(configs):
+                    return None
+                return _n_steps(type(base)(**{**base.get_params(), **configs[index]}))
+
+            fit_bar.reset(total=steps(0))
+
             def on_fold(index: int, fold: int, _result: dict[str, Any]) -> None:
                 bar.set_description(f"config {index + 1}/{len(configs)}")
                 bar.update(1)
-                fit_bar.reset()
+                fit_bar.reset(total=steps(index if fold + 1 < folds else index + 1))
 
             def on_config(result) -> None:
                 if enabled:
