@@ -125,7 +125,10 @@ def test_scale_and_metadata_carry_through():
         (np.ones((2, 2, 2)), {}, "expected a 2-D matrix"),
         (np.zeros((0, 3)), {}, "the matrix is empty"),
         (TOY > 0, {}, "booleans"),
-        (TOY * 1j, {}, "complex"),
+        (TOY * 1j, {}, "complex128 values"),
+        (np.array([["2020-01-01"]], dtype="datetime64[D]"), {}, "datetime64[D] values"),
+        (np.array([[1.0, pd.Timestamp(0)]], dtype=object), {}, "non-numeric value Timestamp"),
+        (pd.DataFrame({"a": pd.to_datetime(["2020-01-01"])}), {}, "column 'a' holds datetime64"),
         (np.array([[1.0, np.inf]]), {}, "infinite rating inf at row 0, column 1"),
         (TOY, {"missing": 0, "scale": (1, 4)}, "rating 5 at row 0, column 0 (user 0, item 0)"),
         (TOY, {"missing": "zero"}, "missing must be a number, NaN or None"),
@@ -195,3 +198,14 @@ def test_round_trip_any_matrix(matrix, orient, as_sparse):
     assert np.array_equal(r.to_csr().toarray(), np.nan_to_num(users_x_items))
     keys = r.user_index.astype(np.int64) * r.n_items + r.item_index
     assert np.all(np.diff(keys) > 0), "row-major users x items order, no duplicates"
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    test = doctest.DocTestFinder().find(Ratings.from_matrix, globs={"np": np, "Ratings": Ratings})
+    runner = doctest.DocTestRunner()
+    for case in test:
+        runner.run(case)
+    assert runner.summarize(verbose=False).attempted >= 2
+    assert runner.summarize(verbose=False).failed == 0

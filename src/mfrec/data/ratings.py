@@ -8,6 +8,7 @@ a split or a subset is a new ``Ratings`` sharing the vocabularies, never a mutat
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -225,7 +226,7 @@ class Ratings:
         --------
         >>> R = np.array([[5, 3, 0, 1], [4, 0, 0, 1], [0, 1, 5, 4]])
         >>> Ratings.from_matrix(R, missing=0)
-        Ratings(9 ratings, 3 users, 4 items)
+        Ratings(8 ratings, 3 users, 4 items)
         """
         axes = _ORIENTS.get(" ".join(str(orient).lower().split()))
         if axes is None:
@@ -449,8 +450,10 @@ def _dense_values(matrix: Any) -> tuple[np.ndarray, Any, Any]:
                 )
         row_labels, col_labels = matrix.index.to_numpy(), matrix.columns.to_numpy()
         for column, dtype in matrix.dtypes.items():
-            if dtype.kind == "b" or isinstance(dtype, pd.BooleanDtype):
+            if pd.api.types.is_bool_dtype(dtype):
                 raise DataError(f"column {show(column)} holds booleans, not ratings")
+            if dtype.kind in "Mm" or isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype)):
+                raise DataError(f"column {show(column)} holds {dtype} values, not ratings")
         try:
             raw = matrix.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
@@ -472,13 +475,19 @@ def _dense_values(matrix: Any) -> tuple[np.ndarray, Any, Any]:
         )
     if raw.dtype.kind == "b":
         raise DataError("the matrix holds booleans, not ratings")
-    if raw.dtype.kind == "c":
-        raise DataError("the matrix holds complex numbers, not ratings")
+    if raw.dtype.kind not in "iufO":
+        raise DataError(f"the matrix holds {raw.dtype} values, not ratings")
     if raw.dtype.kind in "iuf":
         return raw.astype(np.float64, copy=False), row_labels, col_labels
     flat = raw.ravel()
     values = pd.to_numeric(pd.Series(flat), errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(values) & ~pd.isna(flat)
+    # Numbers and numeric text only: to_numeric would turn a date into nanoseconds.
+    number = np.fromiter(
+        (isinstance(v, (numbers.Real, str)) and not isinstance(v, (bool, np.bool_)) for v in flat),
+        dtype=bool,
+        count=len(flat),
+    )
+    bad = (np.isnan(values) | ~number) & ~pd.isna(flat)
     if bad.any():
         r, c = divmod(int(np.flatnonzero(bad)[0]), raw.shape[1])
         raise DataError(
