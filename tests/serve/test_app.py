@@ -203,11 +203,14 @@ BAD_REQUESTS = [
     ("post", "/predict", {"pairs": [{"user": 1, "item": 2}] * (MAX_PAIRS + 1)}, 422, "pairs"),
     ("post", "/feedback", {"ratings": []}, 422, "ratings"),
     ("post", "/feedback", {"ratings": [{"user": 1, "item": 2}]}, 422, "ratings[0].rating"),
-    ("post", "/feedback", {"ratings": [{"user": 1, "item": 2, "rating": 9}]}, 422, "ratings[0].rating"),
+    ("post", "/feedback", {"ratings": [{"user": 1, "item": 2, "rating": 9}]}, 422,
+     "ratings[0].rating"),
     ("post", "/feedback", {"ratings": [{"user": 1, "item": 2, "rating": 3, "timestamp": -1}]}, 422,
      "ratings[0].timestamp"),
-    ("post", "/feedback", {"ratings": [{"user": 1, "item": [2], "rating": 3}]}, 422, "ratings[0].item"),
-    ("post", "/feedback", {"ratings": [{"user": "u-1", "item": 2, "rating": 3}]}, 422, "ratings[0].user"),
+    ("post", "/feedback", {"ratings": [{"user": 1, "item": [2], "rating": 3}]}, 422,
+     "ratings[0].item"),
+    ("post", "/feedback", {"ratings": [{"user": "u-1", "item": 2, "rating": 3}]}, 422,
+     "ratings[0].user"),
     ("post", "/feedback", "not an object", 422, "body"),
     ("delete", "/feedback", None, 405, "method"),
     ("get", "/no/such/endpoint", None, 404, "path"),
@@ -277,10 +280,8 @@ def test_health_metrics_docs(client):
     client.get("/users/1/recommendations")
     client.post("/feedback", json={"ratings": [{"user": 1, "item": 2, "rating": 3}] * 3})
     text = client.get("/metrics").text
-    assert (
-        'mfrec_requests_total{endpoint="/users/{user}/recommendations",method="GET",status="200"} 1.0'
-        in text
-    )
+    recs = '{endpoint="/users/{user}/recommendations",method="GET",status="200"} 1.0'
+    assert f"mfrec_requests_total{recs}" in text
     assert "mfrec_feedback_rows_total 3.0" in text
     assert 'mfrec_request_duration_seconds_bucket{endpoint="/feedback"' in text
     assert 'mfrec_model_info{model_class="BiasedMF",path=' in text
@@ -305,8 +306,8 @@ def test_reload_swaps_atomically_and_refuses_a_corrupt_file(client, small_model_
     assert client.post("/admin/reload", json={"path": str(not_a_model)}).status_code == 422
     assert client.post("/admin/reload", json={"path": str(tmp_path / "none")}).status_code == 422
     # concurrent requests during reloads: none fails
-    from mfrec.models import BiasedMF
     from mfrec.data.synthetic import make_ratings
+    from mfrec.models import BiasedMF
 
     other = BiasedMF(n_factors=4, n_epochs=3, random_state=1).fit(
         make_ratings(300, 120, density=0.1, random_state=0).ratings
