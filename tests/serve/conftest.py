@@ -114,6 +114,20 @@ def ml100k_model_path(ml100k_dir, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture
+def tcp_proxy():
+    """Factory of :class:`TcpProxy` objects, all closed after the test."""
+    made = []
+
+    def make(target: tuple[str, int]) -> TcpProxy:
+        made.append(TcpProxy(target))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.close()
+
+
 class TcpProxy:
     """A loopback TCP proxy to ``target`` that a test can cut (every connection dropped,
     new ones refused) and restore -- an outage of a shared server without touching it."""
@@ -168,6 +182,10 @@ class TcpProxy:
 
     def cut(self) -> None:
         if self._listener is not None:
+            # shutdown wakes the thread blocked in accept(); close alone would not, and
+            # the kernel would keep accepting on its behalf
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:

@@ -436,11 +436,21 @@ class PostgresStore(FeedbackStore):
         except psycopg.Error as exc:
             with contextlib.suppress(Exception):
                 conn.close()
+            self._drain_pool()  # the pooled ones most likely broke the same way
             raise StoreUnavailable(f"PostgreSQL store {self.url}: {exc}".strip()) from None
         else:
             if self._pool.qsize() < 16 and not self._closed:
                 self._pool.put(conn)
             else:
+                conn.close()
+
+    def _drain_pool(self) -> None:
+        while True:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                return
+            with contextlib.suppress(Exception):
                 conn.close()
 
     def _read(self, query, params: Sequence[Any] = ()) -> list[tuple]:
@@ -509,13 +519,7 @@ class PostgresStore(FeedbackStore):
 
     def close(self) -> None:
         super().close()
-        while True:
-            try:
-                conn = self._pool.get_nowait()
-            except queue.Empty:
-                break
-            with contextlib.suppress(Exception):
-                conn.close()
+        self._drain_pool()
         if self._write_conn is not None:
             with contextlib.suppress(Exception):
                 self._write_conn.close()
