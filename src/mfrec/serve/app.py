@@ -484,6 +484,7 @@ def _model_info(state: ModelState) -> dict[str, Any]:
         "n_items": len(model.items_),
         "n_factors": int(model.n_factors_),
         "supports_fold_in": state.supports_fold_in,
+        "rating_scale": tuple(float(v) for v in model.rating_scale_),
         "loaded_at": state.loaded_at,
     }
 

@@ -142,6 +142,7 @@ class ModelInfo(BaseModel):
     n_items: int
     n_factors: int
     supports_fold_in: bool
+    rating_scale: tuple[float, float]
     loaded_at: float
 
 
