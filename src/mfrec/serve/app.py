@@ -84,7 +84,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        from mfrec._threads import _controller
+
         loop = asyncio.get_running_loop()
+        # Requests run side by side on the server's threads: BLAS inside one request on
+        # one thread (a pool per request would only fight the others for the cores).
+        blas = _controller().limit(limits=1)
 
         def on_hup() -> None:
             def run() -> None:
@@ -106,6 +111,7 @@ def create_app(
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signal.SIGHUP)
             store.close()
+            blas.restore_original_limits()
 
     app = FastAPI(
         title="mfrec serve",
@@ -194,16 +200,7 @@ def create_app(
         allow = item_indices(state, parse_list(state, items, "items"), "items", strict=True)
         deny = item_indices(state, parse_list(state, exclude, "exclude"), "exclude", False)
         vector = user_vector(state, key, user_index)
-        if not vector.from_feedback and allow is None and deny is None and user_index >= 0:
-            idx, scores = state.model._recommend_indices(
-                np.array([user_index], np.int32), n, exclude_seen
-            )
-            valid = np.isfinite(scores[0])
-            idx, scores = idx[0][valid], scores[0][valid]
-        else:
-            idx, scores = state.rank(
-                vector, n, exclude_seen=exclude_seen, exclude=deny, allow=allow
-            )
+        idx, scores = state.rank(vector, n, exclude_seen=exclude_seen, exclude=deny, allow=allow)
         return {
             "user": id_json(raw),
             "items": state.item_json(idx, scores),
@@ -259,11 +256,9 @@ def create_app(
         index = int(state.lookup("item", np.array([raw], dtype=object))[0])
         if index < 0:
             raise ApiError(404, f"unknown item {id_json(raw)!r}", "item")
-        try:
-            ids, scores = state.model.similar_items(raw, n=n)
-        except NotImplementedError as exc:
-            raise ApiError(409, str(exc), "model") from None
-        idx = state.model.items_.lookup(ids)
+        if state.model.n_factors_ == 0:
+            raise ApiError(409, "the model has no item factors to compare items by", "model")
+        idx, scores = state.similar(index, n)
         return {
             "item": id_json(raw),
             "title": None if state.titles is None else str(state.titles[index]),

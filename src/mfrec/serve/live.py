@@ -85,6 +85,7 @@ class ModelState:
     supports_fold_in: bool
     titles: np.ndarray | None
     lower_titles: list[str] | None
+    ranker: Ranker | None = None
     _overlays: OrderedDict = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -241,32 +242,65 @@ class ModelState:
         exclude: np.ndarray | None = None,
         allow: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``n`` (item indices, scores) for one user vector."""
-        import scipy.sparse as sp
-
-        n_items = len(self.model.items_)
+        """Top-``n`` (item indices, float32 scores) for one user vector: the exact ranking
+        (ties by lower item index) and scores that ``model.recommend`` gives."""
         banned = vector.history_items if exclude_seen else np.zeros(0, np.int32)
         if exclude is not None and len(exclude):
             banned = np.union1d(banned, exclude).astype(np.int32)
-        single = copy.copy(self.model)
-        single.user_factors_ = vector.factors
-        if vector.bias is not None:
-            single.user_bias_ = vector.bias
         if allow is not None:
             candidates = np.setdiff1d(np.unique(allow), banned).astype(np.int32)
             if len(candidates) == 0:
                 return np.zeros(0, np.int32), np.zeros(0, np.float32)
-            scores = single._predict_indices(np.zeros(len(candidates), np.int32), candidates)
+            scores = self._exact(vector, candidates)
             order = np.lexsort((candidates, -scores))[:n]
             return candidates[order], scores[order].astype(np.float32)
+        if self.ranker is None:
+            return self._rank_by_model(vector, n, banned)
+        return self.ranker.top(vector, n, banned, self._exact)
+
+    def _exact(self, vector: UserVector, items: np.ndarray) -> np.ndarray:
+        """float64 scores of one user for ``items``, by the model's own pair scoring."""
+        from mfrec._threads import numba_threads
+
+        single = copy.copy(self.model)
+        single.user_factors_ = vector.factors
+        if vector.bias is not None:
+            single.user_bias_ = vector.bias
+        with numba_threads(1):
+            return single._predict_indices(np.zeros(len(items), np.int32), items)
+
+    def _rank_by_model(self, vector: UserVector, n: int, banned: np.ndarray):
+        """Ranking through the model's batched top-N (models with their own scoring)."""
+        import scipy.sparse as sp
+
+        from mfrec._threads import numba_threads
+
+        single = copy.copy(self.model)
+        single.user_factors_ = vector.factors
+        if vector.bias is not None:
+            single.user_bias_ = vector.bias
         banned = np.asarray(banned, dtype=np.int32)
         single._seen = sp.csr_matrix(
             (np.ones(len(banned), np.float32), banned, np.array([0, len(banned)], np.int32)),
-            shape=(1, n_items),
+            shape=(1, len(self.model.items_)),
         )
-        idx, scores = single._recommend_indices(np.zeros(1, np.int32), n, True)
+        with numba_threads(1):
+            idx, scores = single._recommend_indices(np.zeros(1, np.int32), n, True)
         valid = np.isfinite(scores[0])
         return idx[0][valid], scores[0][valid]
+
+    def similar(self, item_index: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items of highest factor cosine with one item (itself excluded),
+        ties by lower index; float32 cosines."""
+        unit, unit_t = self.model._unit_item_factors()
+        sims = unit[item_index] @ unit_t
+        sims[item_index] = -np.inf
+        m = min(n, len(sims) - 1)
+        if m <= 0:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        top = np.argpartition(-sims, m - 1)[:m]
+        order = np.lexsort((top, -sims[top]))
+        return top[order].astype(np.int32), sims[top[order]]
 
     def predict(self, vector: UserVector | None, item_index: np.ndarray) -> np.ndarray:
         """Predicted ratings of one user (None: unknown, the fallback) for items."""
@@ -303,6 +337,53 @@ class ModelState:
         return out
 
 
+class Ranker:
+    """Exact top-N for one user at BLAS speed: a float32 product scores every item, and
+    the few items the product's error bound cannot rule out are rescored with the
+    model's exact float64 score (the scheme of :mod:`mfrec.kernels.topk`, for one user:
+    one matrix-vector product on the calling thread instead of a block kernel)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        q = model.item_factors_
+        self.qt = model._item_factors_t()
+        self.item_add = (
+            np.zeros(q.shape[0], np.float32)
+            if model.item_bias_ is None
+            else model.item_bias_.astype(np.float32)
+        )
+        self.intercept = float(model._intercept())
+        k = q.shape[1]
+        unit = 2.0**-24
+        # Higham's bound for a float32 dot product of k terms plus three additions,
+        # doubled for the float64 -> float32 rounding of the factors and again for safety
+        self.gamma = (2 * k + 8) * unit / (1 - (2 * k + 8) * unit)
+        self.q_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", q, q, dtype=np.float64))))
+        self.bi_max = float(np.max(np.abs(self.item_add))) if len(self.item_add) else 0.0
+
+    def top(self, vector: UserVector, n: int, banned: np.ndarray, exact) -> tuple:
+        p = vector.factors[0]
+        bias = 0.0 if vector.bias is None else float(vector.bias[0])
+        scores = p.astype(np.float32) @ self.qt
+        scores += self.item_add
+        scores += np.float32(self.intercept + bias)
+        if len(banned):
+            scores[banned] = -np.inf
+        m = min(int(n), len(scores) - len(banned))
+        if m <= 0:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        p_norm = float(np.sqrt(np.dot(p.astype(np.float64), p.astype(np.float64))))
+        slack = (
+            4 * self.gamma * (p_norm * self.q_norm + abs(self.intercept) + abs(bias) + self.bi_max)
+        )
+        kth = np.partition(scores, len(scores) - m)[len(scores) - m]
+        # every item of the exact top m scores >= kth - 2 slack in float32
+        candidates = np.flatnonzero(scores >= kth - 2 * slack).astype(np.int32)
+        values = exact(vector, candidates)
+        order = np.lexsort((candidates, -values))[:m]
+        return candidates[order], values[order].astype(np.float32)
+
+
 def _fits(value: Any) -> bool:
     return not isinstance(value, int) or -(2**63) <= value < 2**64
 
@@ -329,6 +410,7 @@ def load_state(path: str | os.PathLike[str]) -> ModelState:
     except NotImplementedError:
         supports = False
     titles = model.item_titles_
+    ranker = Ranker(model) if model._uses_standard_scoring() and model.n_factors_ > 0 else None
     state = ModelState(
         model=model,
         path=path,
@@ -337,6 +419,7 @@ def load_state(path: str | os.PathLike[str]) -> ModelState:
         supports_fold_in=supports,
         titles=titles,
         lower_titles=None if titles is None else [str(t).casefold() for t in titles],
+        ranker=ranker,
     )
     _warm(state)
     return state
@@ -347,12 +430,11 @@ def _warm(state: ModelState) -> None:
     requests only ever read the shared model."""
     model = state.model
     model._item_factors_t()
-    if model.n_factors_ > 0:
+    if model.n_factors_ > 0 and len(model.items_) > 1:
         model._unit_item_factors()
-        model.similar_items(model.items_.ids[0], n=1)
+        state.similar(0, 1)
     if len(model.users_):
-        model._recommend_indices(np.zeros(1, np.int32), 1, True)
-        model._predict_indices(np.zeros(1, np.int32), np.zeros(1, np.int32))
+        state.rank(state.user_vector("", 0, None, list), 1)
     if state.supports_fold_in:
         model._fold_in_design()
         with warnings.catch_warnings():
