@@ -67,6 +67,9 @@ def install_error_handlers(app) -> None:
         if first["field"] == "" and "JSON" in first["message"]:
             first["field"] = "body"
         message = f"{first['field'] or 'body'}: {first['message']}"
+        content_type = request.headers.get("content-type", "")
+        if not first["field"] and "json" not in content_type:
+            message += " (send the body as JSON, with 'Content-Type: application/json')"
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more)"
         return error_response(422, message, first["field"] or "body", errors=errors)
