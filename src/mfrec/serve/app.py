@@ -126,7 +126,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(EdgeMiddleware, metrics=metrics, max_body=config.max_body_bytes)
 
-    def require_key(request: Request) -> None:
+    async def require_key(request: Request) -> None:  # async: no thread hop for a compare
         check_key(config.api_key, request)
 
     # -- helpers shared by the routes ---------------------------------------------------
