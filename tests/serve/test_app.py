@@ -358,3 +358,19 @@ def test_ml100k_recommendations_and_feedback(ml100k_model_path, tmp_path):
         after = client.get("/users/196/recommendations", params={"n": 10}).json()
         assert after["feedback_used"] and not {50, 172, 181} & set(_ids(after))
         assert json.loads(client.get("/users/196/feedback").text)["user"] == 196
+
+
+def test_stored_ids_of_another_kind_do_not_break_a_user(small_model_path, tmp_path):
+    """A store shared with a model of string ids may hold items this model cannot name:
+    they are unknown items, shown as stored, ignored by the fold-in."""
+    from mfrec.serve.store import Feedback, open_store
+
+    url = f"sqlite:///{tmp_path / 'f.sqlite'}"
+    store = open_store(url)
+    store.append([Feedback("3", "abc", 4.0, 1), Feedback("3", "7", 5.0, 2)])
+    store.close()
+    with _client(small_model_path, url) as client:
+        body = client.get("/users/3/recommendations").json()
+        assert body["feedback_used"] and 7 not in _ids(body)
+        items = [r["item"] for r in client.get("/users/3/feedback").json()["ratings"]]
+        assert items == ["abc", 7]

@@ -129,8 +129,8 @@ class ModelState:
             return np.zeros(0, dtype=np.int32)
         try:
             return vocab.lookup(ids)
-        except Exception:  # ids beyond int64 and the like: unknown to the model
-            return np.array([vocab.lookup([v])[0] if _fits(v) else -1 for v in ids], np.int32)
+        except Exception:  # ids beyond int64, None for a stored id of another kind, ...
+            return np.array([_lookup_one(vocab, v) for v in ids], np.int32)
 
     def item_json(self, index: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
         ids = self.model.items_.take(index)
@@ -384,8 +384,14 @@ class Ranker:
         return candidates[order], values[order].astype(np.float32)
 
 
-def _fits(value: Any) -> bool:
-    return not isinstance(value, int) or -(2**63) <= value < 2**64
+def _lookup_one(vocab, value: Any) -> int:
+    """Index of one raw id, -1 when the vocabulary cannot hold it (None, too large)."""
+    if value is None or (isinstance(value, int) and not -(2**63) <= value < 2**64):
+        return -1
+    try:
+        return int(vocab.lookup([value])[0])
+    except Exception:
+        return -1
 
 
 def load_state(path: str | os.PathLike[str]) -> ModelState:
