@@ -374,3 +374,47 @@ def test_stored_ids_of_another_kind_do_not_break_a_user(small_model_path, tmp_pa
         assert body["feedback_used"] and 7 not in _ids(body)
         items = [r["item"] for r in client.get("/users/3/feedback").json()["ratings"]]
         assert items == ["abc", 7]
+
+
+def test_a_model_without_fold_in_serves_its_own_users(tmp_path):
+    """BayesianMF cannot fold in: its users are ranked by the model itself; visitors get
+    409; feedback is stored and its items excluded until a retrain."""
+    from mfrec.data.synthetic import make_ratings
+    from mfrec.models import BayesianMF
+
+    ratings = make_ratings(120, 60, density=0.15, random_state=3).ratings
+    model = BayesianMF(n_factors=4, n_samples=5, burn_in=2, random_state=0).fit(ratings)
+    path = tmp_path / "bayes.mfrec"
+    model.save(path)
+    with _client(path, f"sqlite:///{tmp_path / 'f.sqlite'}") as client:
+        assert client.get("/model").json()["supports_fold_in"] is False
+        for user in (5, 9, 40):
+            body = client.get(f"/users/{user}/recommendations", params={"n": 6}).json()
+            items, scores = model.recommend(user, n=6)
+            assert _ids(body) == items.tolist()
+            np.testing.assert_allclose(_scores(body), scores, rtol=1e-6)
+        full = model.recommend(9, n=6)[0].tolist()
+        denied = client.get(
+            "/users/9/recommendations", params={"n": 4, "exclude": ",".join(map(str, full[:2]))}
+        ).json()
+        assert _ids(denied) == full[2:6]
+        allowed = client.get("/users/9/recommendations", params={"items": "1,2,3,4,5"}).json()
+        for entry in allowed["items"]:
+            np.testing.assert_allclose(
+                entry["score"], model.predict(9, entry["item"])[0], rtol=1e-6
+            )
+        predicted = client.post("/predict", json={"pairs": [{"user": 9, "item": 3}]}).json()
+        np.testing.assert_allclose(
+            predicted["predictions"][0]["rating"], model.predict(9, 3, clip=True)[0], rtol=1e-9
+        )
+        visitor = client.post("/recommendations", json={"ratings": {"1": 5}})
+        assert visitor.status_code == 409 and visitor.json()["field"] == "model"
+        top = full[0]
+        assert (
+            client.post(
+                "/feedback", json={"ratings": [{"user": 9, "item": top, "rating": 1}]}
+            ).status_code
+            == 200
+        )
+        after = client.get("/users/9/recommendations", params={"n": 5}).json()
+        assert _ids(after) == full[1:6]

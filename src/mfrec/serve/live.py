@@ -58,6 +58,9 @@ class UserVector:
     history_items: np.ndarray  # sorted int32 item indices of the whole history
     history_values: np.ndarray  # their ratings
     from_feedback: bool
+    #: the model's own row for a training vector (-1 for a solved one): models whose
+    #: scores hold more per-user state than the factors (SVD++) must score by the row
+    user_index: int = -1
 
 
 def id_text(value: Any) -> str:
@@ -165,7 +168,12 @@ class ModelState:
                 items = np.union1d(items, extra).astype(np.int32)
                 values = np.zeros(len(items))
             return UserVector(
-                model.user_factors_[user_index : user_index + 1], bias, items, values, False
+                model.user_factors_[user_index : user_index + 1],
+                bias,
+                items,
+                values,
+                False,
+                user_index,
             )
         with self._lock:
             cached = self._overlays.get(user_key)
@@ -255,13 +263,17 @@ class ModelState:
             order = np.lexsort((candidates, -scores))[:n]
             return candidates[order], scores[order].astype(np.float32)
         if self.ranker is None:
-            return self._rank_by_model(vector, n, banned)
+            return self._rank_by_model(vector, n, banned, exclude_seen)
         return self.ranker.top(vector, n, banned, self._exact)
 
     def _exact(self, vector: UserVector, items: np.ndarray) -> np.ndarray:
         """float64 scores of one user for ``items``, by the model's own pair scoring."""
         from mfrec._threads import numba_threads
 
+        if vector.user_index >= 0:
+            with numba_threads(1):
+                rows = np.full(len(items), vector.user_index, np.int32)
+                return self.model._predict_indices(rows, items)
         single = copy.copy(self.model)
         single.user_factors_ = vector.factors
         if vector.bias is not None:
@@ -269,12 +281,20 @@ class ModelState:
         with numba_threads(1):
             return single._predict_indices(np.zeros(len(items), np.int32), items)
 
-    def _rank_by_model(self, vector: UserVector, n: int, banned: np.ndarray):
+    def _rank_by_model(self, vector: UserVector, n: int, banned: np.ndarray, exclude_seen: bool):
         """Ranking through the model's batched top-N (models with their own scoring)."""
         import scipy.sparse as sp
 
         from mfrec._threads import numba_threads
 
+        if vector.user_index >= 0:
+            # the model's own row and seen items; enough extra places to drop the rest
+            with numba_threads(1):
+                idx, scores = self.model._recommend_indices(
+                    np.array([vector.user_index], np.int32), n + len(banned), exclude_seen
+                )
+            keep = np.isfinite(scores[0]) & ~np.isin(idx[0], banned)
+            return idx[0][keep][:n], scores[0][keep][:n]
         single = copy.copy(self.model)
         single.user_factors_ = vector.factors
         if vector.bias is not None:
@@ -307,6 +327,8 @@ class ModelState:
         model = self.model
         if vector is None:
             values = model._predict_indices(np.full(len(item_index), -1, np.int32), item_index)
+        elif vector.user_index >= 0:
+            values = self._exact(vector, item_index)
         else:
             single = copy.copy(model)
             single.user_factors_ = vector.factors
