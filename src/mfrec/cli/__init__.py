@@ -20,6 +20,7 @@ from mfrec.cli import evaluate as _evaluate
 from mfrec.cli import info as _info
 from mfrec.cli import predict as _predict
 from mfrec.cli import recommend as _recommend
+from mfrec.cli import serve as _serve
 from mfrec.cli import train as _train
 from mfrec.cli._common import CliError, _check_env_threads
 
@@ -53,6 +54,8 @@ for _command in (
     _recommend.similar,
     _predict.predict,
     _demo.demo,
+    _serve.serve,
+    _serve.retrain,
 ):
     main.add_command(_command)
 
