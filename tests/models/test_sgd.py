@@ -25,6 +25,7 @@ SGD_BAD = {
     "patience": 0,
     "n_strata": 0,
     "n_threads": 0,
+    "optimizer": "adam!",
 }
 
 
@@ -42,6 +43,7 @@ class TestBiasedMFConformance(ModelConformance):
         "init_std": 0.3,
         "dtype": "float64",
         "n_strata": 1,
+        "optimizer": "adagrad",
     }
     exempt = {
         "patience": "needs validation data; covered by test_early_stopping",
@@ -62,6 +64,7 @@ class TestFunkSVDConformance(ModelConformance):
         "init_std": 0.5,
         "dtype": "float64",
         "n_strata": 3,
+        "optimizer": "adagrad",
     }
     exempt = {
         "patience": "needs validation data; covered by test_early_stopping",
@@ -87,7 +90,11 @@ def test_sgd_step_equals_negative_gradient(use_bias):
     bi = rng.normal(size=1) if use_bias else np.zeros(1)
     before = (P[0].copy(), Q[0].copy(), bu[0], bi[0])
     one = np.zeros(1, dtype=np.int32)
-    sgd_epoch(one, one, np.array([r]), one, P, Q, bu, bi, mu, lr, reg, lr, reg_bias, use_bias)
+    none = np.zeros((0, 2))
+    sgd_epoch(
+        one, one, np.array([r]), one, P, Q, bu, bi, mu, lr, reg, lr, reg_bias, use_bias,
+        none, none, False,
+    )  # fmt: skip
 
     def f(p, q, b_u, b_i):
         return _objective(r, mu, p, q, b_u, b_i, reg, reg_bias if use_bias else 0.0)
@@ -110,8 +117,9 @@ def test_sgd_step_equals_negative_gradient(use_bias):
         assert bu[0] == 0 and bi[0] == 0
 
 
+@pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_kernel_agrees_with_numpy_reference(use_bias):
+def test_kernel_agrees_with_numpy_reference(use_bias, adaptive):
     rng = np.random.default_rng(1)
     n_users, n_items, k, n = 20, 15, 4, 200
     users = rng.integers(0, n_users, n).astype(np.int32)
@@ -121,15 +129,27 @@ def test_kernel_agrees_with_numpy_reference(use_bias):
     P = rng.normal(0, 0.1, (n_users, k))
     Q = rng.normal(0, 0.1, (n_items, k))
     bu, bi = np.zeros(n_users), np.zeros(n_items)
-    args = (0.01, 0.05, 0.02, 0.03, use_bias)
+    GU = np.ones((n_users if adaptive else 0, 2))
+    GI = np.ones((n_items if adaptive else 0, 2))
+    lr = 0.1 if adaptive else 0.01
     mu = 3.0 if use_bias else 0.0
-    P2, Q2, bu2, bi2 = P.copy(), Q.copy(), bu.copy(), bi.copy()
-    sse = sgd_epoch(users, items, values, order, P, Q, bu, bi, mu, *args)
-    sse_ref = sgd_epoch_reference(users, items, values, order, P2, Q2, bu2, bi2, mu, *args)
-    assert sse == pytest.approx(sse_ref, rel=1e-10)
+    P2, Q2, bu2, bi2, GU2, GI2 = P.copy(), Q.copy(), bu.copy(), bi.copy(), GU.copy(), GI.copy()
+    for _ in range(2):
+        args = (mu, lr, 0.05, 0.02, 0.03, use_bias)
+        sse = sgd_epoch(users, items, values, order, P, Q, bu, bi, *args, GU, GI, adaptive)
+        sse_ref = sgd_epoch_reference(
+            users, items, values, order, P2, Q2, bu2, bi2, *args, GU2, GI2, adaptive
+        )
+        assert sse == pytest.approx(sse_ref, rel=1e-10)
     np.testing.assert_allclose(P, P2, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(Q, Q2, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(bu, bu2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(bi, bi2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(GU, GU2, rtol=1e-10)
+    np.testing.assert_allclose(GI, GI2, rtol=1e-10)
+    if adaptive:  # the accumulators grew where ratings were seen, and only there
+        assert np.all(GU[np.unique(users), 0] > 1) and np.all(GI[np.unique(items), 0] > 1)
+        assert np.all((GU[:, 1] > 1) == use_bias)
 
 
 # -- recovery of a planted model -------------------------------------------------------
@@ -239,12 +259,15 @@ def test_float64_option_gives_float64_factors(planted):
 
 
 # -- the parallel schedule ---------------------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
 @pytest.mark.parametrize("cls", [BiasedMF, FunkSVD])
-def test_threads_do_not_change_result(cls, planted):
+def test_threads_do_not_change_result(cls, optimizer, planted):
     """Parallel and serial execution of the same stratified schedule agree bit for bit."""
     _, fold = planted
     fits = [
-        cls(n_factors=4, n_epochs=5, n_strata=4, n_threads=t, random_state=0).fit(fold.train)
+        cls(
+            n_factors=4, n_epochs=5, n_strata=4, n_threads=t, random_state=0, optimizer=optimizer
+        ).fit(fold.train)
         for t in (1, 2)
     ]
     assert np.array_equal(fits[0].user_factors_, fits[1].user_factors_)
@@ -283,8 +306,9 @@ def test_layout_partitions_the_ratings_without_conflicts(planted):
             assert users_of[a].isdisjoint(users_of[b]) and items_of[a].isdisjoint(items_of[b])
 
 
+@pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_grouped_kernel_agrees_with_reference(planted, use_bias):
+def test_grouped_kernel_agrees_with_reference(planted, use_bias, adaptive):
     """The parallel grouped epoch (shuffles included) equals its Python reference."""
     from mfrec.kernels.sgd import sgd_epoch_grouped, sgd_epoch_grouped_reference
     from mfrec.models.sgd import grouped_layout
@@ -296,17 +320,21 @@ def test_grouped_kernel_agrees_with_reference(planted, use_bias):
     P = rng.normal(0, 0.1, (train.n_users, k))
     Q = rng.normal(0, 0.1, (train.n_items, k))
     bu, bi = np.zeros(train.n_users), np.zeros(train.n_items)
+    GU = np.ones((train.n_users if adaptive else 0, 2))
+    GI = np.ones((train.n_items if adaptive else 0, 2))
     lay = grouped_layout(train, 3, np.random.default_rng(0), np.float64)
     lay_ref = type(lay)(*(a.copy() for a in lay))
     state = [P, Q, bu, bi]
     ref = [a.copy() for a in state]
-    args = (3.0 if use_bias else 0.0, 0.01, 0.05, 0.02, 0.03, use_bias)
+    acc, acc_ref = [GU, GI], [GU.copy(), GI.copy()]
+    lr = 0.1 if adaptive else 0.01
+    args = (3.0 if use_bias else 0.0, lr, 0.05, 0.02, 0.03, use_bias)
     for epoch in range(3):
         seeds = np.random.default_rng(epoch).integers(0, 2**62, 9)
-        sse = sgd_epoch_grouped(*lay, 3, seeds, *state, *args)
-        sse_ref = sgd_epoch_grouped_reference(*lay_ref, 3, seeds, *ref, *args)
+        sse = sgd_epoch_grouped(*lay, 3, seeds, *state, *args, *acc, adaptive)
+        sse_ref = sgd_epoch_grouped_reference(*lay_ref, 3, seeds, *ref, *args, *acc_ref, adaptive)
         assert sse == pytest.approx(sse_ref, rel=1e-9)
-    for a, b in zip(state, ref, strict=True):
+    for a, b in zip(state + acc, ref + acc_ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert np.array_equal(lay.items, lay_ref.items), "same in-place shuffles"
 

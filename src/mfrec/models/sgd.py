@@ -22,6 +22,7 @@ _SGD_CONSTRAINTS = {
     "patience": Integer(1, None, none_ok=True),
     "n_strata": Integer(1, 256),
     "n_threads": Integer(1, None, none_ok=True),
+    "optimizer": Options(("sgd", "adagrad")),
 }
 
 
@@ -56,12 +57,17 @@ class _SGDFactorModel(FactorModel):
         item_counts = train.item_counts().astype(np.float64)
         n = len(train)
         steps = (cast(self.lr), cast(self.reg), cast(lr_bias), cast(reg_bias))
+        adaptive = self.optimizer == "adagrad"
+        # Step-size accumulators (factor, bias) per row, starting at 1 as in LIBMF.
+        n_acc = (n_users, n_items) if adaptive else (0, 0)
+        acc_users = np.ones((n_acc[0], 2), dtype=dtype)
+        acc_items = np.ones((n_acc[1], 2), dtype=dtype)
 
         def epoch(_: int) -> dict[str, float]:
             seeds = rng.integers(0, 2**63 - 1, size=n_blocks, dtype=np.int64)
             sse = sgd_epoch_grouped(
                 *layout, self.n_strata, seeds, self.user_factors_, self.item_factors_,
-                bu, bi, mu, *steps, use_bias,
+                bu, bi, mu, *steps, use_bias, acc_users, acc_items, adaptive,
             )  # fmt: skip
             penalty = self.reg * (
                 user_counts @ _row_sq(self.user_factors_)
@@ -163,6 +169,11 @@ class FunkSVD(_SGDFactorModel):
         ``n_strata=1`` is classic serial SGD.
     n_threads : int or None, default None
         Threads to train with (None: all cores). Does not change the result.
+    optimizer : {"sgd", "adagrad"}, default "sgd"
+        ``"sgd"``: a fixed step ``lr`` (Surprise's rule, reproduces its numbers).
+        ``"adagrad"``: LIBMF's adaptive step ``lr / sqrt(G)``, G the running sum of a
+        row's squared gradients (Chin et al. 2015; see :mod:`mfrec.kernels.sgd`); it
+        wants a larger ``lr`` (about 0.05-0.1).
 
     Attributes
     ----------
@@ -190,6 +201,7 @@ class FunkSVD(_SGDFactorModel):
         patience: int | None = None,
         n_strata: int = 8,
         n_threads: int | None = None,
+        optimizer: str = "sgd",
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -201,6 +213,7 @@ class FunkSVD(_SGDFactorModel):
         self.patience = patience
         self.n_strata = n_strata
         self.n_threads = n_threads
+        self.optimizer = optimizer
 
 
 class BiasedMF(_SGDFactorModel):
@@ -226,6 +239,9 @@ class BiasedMF(_SGDFactorModel):
         Early stopping on validation RMSE (see :class:`FunkSVD`).
     n_strata, n_threads : int
         Parallel schedule and threads (see :class:`FunkSVD`).
+    optimizer : {"sgd", "adagrad"}, default "sgd"
+        Fixed or adaptive step sizes (see :class:`FunkSVD`); with ``"adagrad"`` each
+        bias has its own accumulator too.
 
     Attributes
     ----------
@@ -256,6 +272,7 @@ class BiasedMF(_SGDFactorModel):
         patience: int | None = None,
         n_strata: int = 8,
         n_threads: int | None = None,
+        optimizer: str = "sgd",
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -269,6 +286,7 @@ class BiasedMF(_SGDFactorModel):
         self.patience = patience
         self.n_strata = n_strata
         self.n_threads = n_threads
+        self.optimizer = optimizer
 
     def _bias_settings(self) -> tuple[float, float]:
         lr_bias = self.lr if self.lr_bias is None else self.lr_bias
