@@ -54,6 +54,11 @@ class SVDpp(FactorModel):
     patience : int or None, default None
         With validation data, stop after this many epochs without a better validation
         RMSE and keep the best epoch's parameters.
+    optimizer : {"sgd", "adagrad"}, default "sgd"
+        ``"sgd"``: fixed steps (Koren's and Surprise's rule). ``"adagrad"``: LIBMF's
+        adaptive steps ``rate / sqrt(G)`` per factor row and per bias, and one adaptive
+        rate per user for the implicit factors (see :mod:`mfrec.kernels.svdpp`); it
+        wants larger rates (about 0.05-0.1).
 
     Attributes
     ----------
@@ -102,6 +107,7 @@ class SVDpp(FactorModel):
         "random_state": RandomStateConstraint(),
         "dtype": Options(("float32", "float64")),
         "patience": Integer(1, None, none_ok=True),
+        "optimizer": Options(("sgd", "adagrad")),
     }
 
     def __init__(
@@ -118,6 +124,7 @@ class SVDpp(FactorModel):
         random_state: Any = None,
         dtype: str = "float32",
         patience: int | None = None,
+        optimizer: str = "sgd",
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -131,6 +138,7 @@ class SVDpp(FactorModel):
         self.random_state = random_state
         self.dtype = dtype
         self.patience = patience
+        self.optimizer = optimizer
 
     def _rates(self) -> tuple[float, float, float, float, float, float]:
         """(lr_bias, reg_bias, lr, reg, lr_implicit, reg_implicit) with None resolved."""
@@ -173,6 +181,11 @@ class SVDpp(FactorModel):
         rates = self._rates()
         _, reg_bias, _, reg, _, reg_y = rates
         mu = float(self.global_mean_)
+        adaptive = self.optimizer == "adagrad"
+        # AdaGrad accumulators, starting at 1 as in LIBMF (empty for plain SGD).
+        acc_users = np.ones((n_users if adaptive else 0, 2))
+        acc_items = np.ones((n_items if adaptive else 0, 2))
+        acc_implicit = np.ones(n_users if adaptive else 0)
 
         # Penalty weights: a parameter is regularised once per rating it takes part in;
         # y_j once per rating of every user who rated j.
@@ -190,6 +203,7 @@ class SVDpp(FactorModel):
                 indptr, items, values, user_order, order,
                 free, self.item_factors_, self.implicit_factors_,
                 self.user_bias_, self.item_bias_, mu, *rates,
+                acc_users, acc_items, acc_implicit, adaptive,
             )  # fmt: skip
             # Scoring uses the effective factors: refresh them whenever the model can be
             # looked at (validation, a callback) and after the last epoch.
