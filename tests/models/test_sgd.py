@@ -26,12 +26,13 @@ SGD_BAD = {
     "n_strata": 0,
     "n_threads": 0,
     "optimizer": "adam!",
+    "validation_fraction": 1.0,
 }
 
 
 class TestBiasedMFConformance(ModelConformance):
     model_class = BiasedMF
-    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.02, "reg": 0.01}
+    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.1, "reg": 0.01, "patience": None}
     rmse_bound = 0.25
     alternatives = {
         "n_factors": 5,
@@ -43,10 +44,12 @@ class TestBiasedMFConformance(ModelConformance):
         "init_std": 0.3,
         "dtype": "float64",
         "n_strata": 1,
-        "optimizer": "adagrad",
+        "optimizer": "sgd",
     }
     exempt = {
-        "patience": "needs validation data; covered by test_early_stopping",
+        "patience": "stops early; covered by test_early_stopping*",
+        "validation_fraction": "acts with patience only; covered by "
+        "test_early_stopping_on_a_held_out_slice_then_refit",
         "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
     }
     bad_values = {**SGD_BAD, "lr_bias": 2.0, "reg_bias": -1.0}
@@ -54,7 +57,10 @@ class TestBiasedMFConformance(ModelConformance):
 
 class TestFunkSVDConformance(ModelConformance):
     model_class = FunkSVD
-    fast_params = {"n_factors": 4, "n_epochs": 300, "lr": 0.01, "reg": 0.01, "init_std": 0.3}
+    fast_params = {
+        "n_factors": 4, "n_epochs": 300, "lr": 0.01, "reg": 0.01, "init_std": 0.3,
+        "optimizer": "sgd", "patience": None,
+    }  # fmt: skip
     rmse_bound = 0.35
     alternatives = {
         "n_factors": 6,
@@ -65,12 +71,15 @@ class TestFunkSVDConformance(ModelConformance):
         "dtype": "float64",
         "n_strata": 3,
         "optimizer": "adagrad",
+        "init_mean": 0.0,
     }
     exempt = {
-        "patience": "needs validation data; covered by test_early_stopping",
+        "patience": "stops early; covered by test_early_stopping*",
+        "validation_fraction": "acts with patience only; covered by "
+        "test_early_stopping_on_a_held_out_slice_then_refit",
         "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
     }
-    bad_values = SGD_BAD
+    bad_values = {**SGD_BAD, "init_mean": -0.5}
 
 
 # -- the SGD step is the negative gradient of the per-rating objective -----------------
@@ -156,10 +165,31 @@ def test_kernel_agrees_with_numpy_reference(use_bias, adaptive):
 @pytest.mark.parametrize(
     ("model", "planted_biases"),
     [
-        (BiasedMF(n_factors=3, n_epochs=120, lr=0.01, reg=0.005, random_state=0), True),
+        (
+            BiasedMF(
+                n_factors=3,
+                n_epochs=120,
+                lr=0.01,
+                reg=0.005,
+                random_state=0,
+                optimizer="sgd",
+                patience=None,
+            ),
+            True,
+        ),
         # Funk SVD has no biases or mean: plant a pure rank-3 product for it.
         (
-            FunkSVD(n_factors=3, n_epochs=300, lr=0.005, reg=0.005, init_std=0.3, random_state=0),
+            FunkSVD(
+                n_factors=3,
+                n_epochs=300,
+                lr=0.005,
+                reg=0.005,
+                init_std=0.3,
+                random_state=0,
+                optimizer="sgd",
+                patience=None,
+                init_mean=0.0,
+            ),
             False,
         ),
     ],
@@ -193,7 +223,16 @@ def test_recovers_planted_model_to_noise_level(model, planted_biases):
 # -- training control ------------------------------------------------------------------
 def test_divergence_names_epoch_and_suggests_lower_lr(planted):
     _, fold = planted
-    model = BiasedMF(n_factors=50, n_epochs=30, lr=0.9, reg=0.0, init_std=1.0, random_state=0)
+    model = BiasedMF(
+        n_factors=50,
+        n_epochs=30,
+        lr=0.9,
+        reg=0.0,
+        init_std=1.0,
+        random_state=0,
+        optimizer="sgd",
+        patience=None,
+    )
     with pytest.raises(DivergenceError, match=r"epoch \d+.*lr=0.9.*try lr=0.09"):
         model.fit(fold.train)
 
@@ -226,7 +265,32 @@ def test_early_stopping_without_biases(planted):
 def test_patience_without_validation_is_an_error(planted):
     _, fold = planted
     with pytest.raises(ParameterError, match="validation"):
-        BiasedMF(patience=2, n_epochs=3).fit(fold.train)
+        BiasedMF(patience=2, n_epochs=3, validation_fraction=0.0).fit(fold.train)
+
+
+@pytest.mark.parametrize("cls", [BiasedMF, FunkSVD])
+def test_early_stopping_on_a_held_out_slice_then_refit(cls, planted):
+    """Without validation data, a seeded slice of the training ratings picks the epoch
+    count; the model is then refitted on all the ratings for exactly that many epochs
+    (the same arrays as a direct fit of best_epoch_ epochs), and history_ shows the
+    held-out RMSE of each of those epochs."""
+    _, fold = planted
+    params = {"n_factors": 30, "lr": 0.05, "reg": 0.0, "init_std": 0.3, "random_state": 0}
+    model = cls(n_epochs=300, patience=2, validation_fraction=0.2, **params).fit(fold.train)
+    best = model.best_epoch_
+    assert best < 300, "an over-fitting run must stop early"
+    selection = model.validation_history_
+    assert len(selection) == best + 2
+    assert min(r["val_rmse"] for r in selection) == selection[best - 1]["val_rmse"]
+    assert [r["epoch"] for r in model.history_] == list(range(1, best + 1))
+    for record in model.history_:
+        assert record["val_rmse"] == selection[record["epoch"] - 1]["val_rmse"]
+    direct = cls(n_epochs=best, patience=None, **params).fit(fold.train)
+    assert np.array_equal(direct.user_factors_, model.user_factors_)
+    assert np.array_equal(direct.item_factors_, model.item_factors_)
+    assert model.n_epochs == 300 and model.patience == 2, "the settings are kept"
+    again = cls(n_epochs=300, patience=2, validation_fraction=0.2, **params).fit(fold.train)
+    assert np.array_equal(again.item_factors_, model.item_factors_), "same seed, same model"
 
 
 def test_callback_sees_each_epoch_and_can_stop(planted):
@@ -237,14 +301,16 @@ def test_callback_sees_each_epoch_and_can_stop(planted):
         seen.append(record["epoch"])
         return record["epoch"] < 4 or False
 
-    model = BiasedMF(n_factors=2, n_epochs=10, random_state=0).fit(fold.train, callback=callback)
+    model = BiasedMF(n_factors=2, n_epochs=10, random_state=0, patience=None)
+    model.fit(fold.train, callback=callback)
     assert seen == [1, 2, 3, 4]
     assert len(model.history_) == 4
 
 
 def test_history_loss_decreases_on_training_data(planted):
     _, fold = planted
-    model = BiasedMF(n_factors=3, n_epochs=30, lr=0.01, reg=0.01, random_state=0).fit(fold.train)
+    model = BiasedMF(n_factors=3, n_epochs=30, lr=0.01, reg=0.01, random_state=0, patience=None)
+    model.fit(fold.train)
     rmse = [rec["train_rmse"] for rec in model.history_]
     assert rmse[-1] < rmse[0] * 0.8
     assert all(b <= a + 1e-9 for a, b in itertools.pairwise(rmse))
@@ -354,3 +420,25 @@ def test_shuffle_is_a_seeded_permutation():
     c = np.arange(100, dtype=np.int32)
     shuffle(c, 10, 90, np.uint64(54321))
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("cls", [BiasedMF, FunkSVD])
+def test_defaults_stop_early_and_beat_the_bias_baseline(cls):
+    """At its defaults (AdaGrad, early stopping on a held-out slice, docs/defaults.md) the
+    model beats the bias baseline on planted rank-3 integer ratings it was not tuned on,
+    and history_ shows the stopping."""
+    from mfrec.models import BiasBaseline
+
+    data = make_ratings(
+        n_users=400, n_items=250, density=0.1, n_factors=3, noise_std=0.5, random_state=5
+    )
+    fold = holdout(data.ratings, 0.2, random_state=0)
+    model = cls(random_state=0).fit(fold.train)
+    assert model.optimizer == "adagrad" and model.best_epoch_ < model.n_epochs
+    assert len(model.history_) == model.best_epoch_ and "val_rmse" in model.history_[0]
+    assert len(model.validation_history_) == model.best_epoch_ + model.patience
+
+    def rmse(m):
+        return float(np.sqrt(np.mean((m.predict_ratings(fold.test) - fold.test.rating) ** 2)))
+
+    assert rmse(model) < rmse(BiasBaseline().fit(fold.train)) - 0.01

@@ -25,7 +25,7 @@ from .topn_conformance import TopNConformance
 
 class TestSVDppConformance(ModelConformance):
     model_class = SVDpp
-    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.02, "reg": 0.01}
+    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.1, "reg": 0.01, "patience": None}
     rmse_bound = 0.25
     alternatives = {
         "n_factors": 5,
@@ -38,9 +38,13 @@ class TestSVDppConformance(ModelConformance):
         "reg_implicit": 0.3,
         "init_std": 0.3,
         "dtype": "float64",
-        "optimizer": "adagrad",
+        "optimizer": "sgd",
     }
-    exempt = {"patience": "needs validation data; covered by test_early_stopping_restores_all"}
+    exempt = {
+        "patience": "stops early; covered by test_early_stopping_restores_all",
+        "validation_fraction": "acts with patience only; covered by "
+        "test_early_stopping_on_a_held_out_slice",
+    }
     bad_values = {
         "n_factors": 0,
         "n_epochs": -1,
@@ -54,6 +58,7 @@ class TestSVDppConformance(ModelConformance):
         "dtype": "float16",
         "patience": 0,
         "optimizer": "newton",
+        "validation_fraction": -0.1,
     }
 
 
@@ -331,7 +336,16 @@ def test_early_stopping_restores_all_parameters_consistently(planted):
 
 def test_training_rmse_decreases(planted):
     _, fold = planted
-    model = SVDpp(n_factors=3, n_epochs=30, lr=0.01, random_state=0).fit(fold.train)
+    model = SVDpp(
+        n_factors=3,
+        n_epochs=30,
+        lr=0.01,
+        random_state=0,
+        patience=None,
+        optimizer="sgd",
+        init_std=0.1,
+    )
+    model.fit(fold.train)
     rmse = [rec["train_rmse"] for rec in model.history_]
     assert rmse[-1] < 0.8 * rmse[0]
     assert all(b <= a + 1e-9 for a, b in itertools.pairwise(rmse))
@@ -339,14 +353,17 @@ def test_training_rmse_decreases(planted):
 
 @pytest.mark.realdata
 def test_ml100k_u1_beats_biased_mf_at_the_same_settings(ml100k_dir, monkeypatch):
-    """Implicit feedback pays on real data: SVD++ at Surprise's defaults against biased MF
-    with the same factors, epochs and rates (both seeded the same)."""
+    """Implicit feedback pays on real data: SVD++ at Surprise's defaults (plain SGD) against
+    biased MF with the same factors, epochs and rates (both seeded the same)."""
     import mfrec
     from mfrec.data.split import ml100k_official
 
     monkeypatch.setenv("MFREC_DATA_DIR", str(ml100k_dir.parent))
     fold = ml100k_official(mfrec.load_dataset("ml-100k", download=False), "u1")
-    settings = {"n_factors": 20, "n_epochs": 20, "lr": 0.007, "reg": 0.02, "random_state": 0}
+    settings = {
+        "n_factors": 20, "n_epochs": 20, "lr": 0.007, "reg": 0.02, "random_state": 0,
+        "optimizer": "sgd", "init_std": 0.1, "patience": None,
+    }  # fmt: skip
     scores = []
     for model in (SVDpp(**settings), BiasedMF(**settings)):
         model.fit(fold.train)
@@ -362,7 +379,10 @@ def test_ml100k_u1_beats_biased_mf_at_the_same_settings(ml100k_dir, monkeypatch)
 # -- fold-in -----------------------------------------------------------------------------
 class TestSVDppTopN(TopNConformance):
     model_class = SVDpp
-    fast_params = {"n_factors": 3, "n_epochs": 60, "lr": 0.02, "reg": 0.02}
+    fast_params = {
+        "n_factors": 3, "n_epochs": 60, "lr": 0.02, "reg": 0.02, "optimizer": "sgd",
+        "init_std": 0.1, "patience": None,
+    }  # fmt: skip
 
 
 def test_fold_in_solves_the_svdpp_user_objective(planted):
@@ -385,3 +405,17 @@ def test_fold_in_solves_the_svdpp_user_objective(planted):
     n = len(i)
     np.testing.assert_allclose(-q.T @ err + n * 0.05 * p, 0, atol=1e-9)
     assert -err.sum() + n * 0.01 * b == pytest.approx(0, abs=1e-9)
+
+
+def test_early_stopping_on_a_held_out_slice(planted):
+    """Without validation data SVD++ stops on a held-out slice and refits on everything
+    for the best epoch count: the same model as a direct fit of that many epochs."""
+    _, fold = planted
+    params = {"n_factors": 10, "lr": 0.1, "reg": 0.0, "init_std": 0.3, "random_state": 0}
+    model = SVDpp(n_epochs=200, patience=2, validation_fraction=0.2, **params).fit(fold.train)
+    best = model.best_epoch_
+    assert best < 200 and len(model.validation_history_) == best + 2
+    assert len(model.history_) == best and "val_rmse" in model.history_[-1]
+    direct = SVDpp(n_epochs=best, patience=None, **params).fit(fold.train)
+    for key in SVDpp._fitted_arrays:
+        assert np.array_equal(getattr(direct, key), getattr(model, key)), key
