@@ -215,6 +215,9 @@ class Recommender:
         return self
 
     # -- early stopping without validation data -------------------------------------------
+    def _has_held_out_slice(self) -> bool:
+        return (getattr(self, "validation_fraction", 0.0) or 0.0) > 0
+
     def _stops_on_held_out_slice(self, n_ratings: int) -> bool:
         """Whether fit() without validation data stops early on a held-out slice: the
         model has ``validation_fraction`` > 0 and ``patience`` set, and the slice would
@@ -299,6 +302,10 @@ class Recommender:
         With ``patience`` and validation data, stops after ``patience`` epochs without a
         better validation RMSE and restores the best epoch's parameters.
         """
+        if patience is not None and validation is None and self._has_held_out_slice():
+            # Too few ratings for a held-out slice (fit() checked): run every epoch.
+            logger.info("too few ratings to hold out a slice; no early stopping")
+            patience = None
         if patience is not None and validation is None:
             raise ParameterError(
                 f"{type(self).__name__}: patience={patience} needs validation data; "
@@ -324,7 +331,7 @@ class Recommender:
                 if record["val_rmse"] < best_rmse:
                     best_rmse, best_epoch = record["val_rmse"], e
                     best_state = {
-                        k: None if getattr(self, k) is None else getattr(self, k).copy()
+                        k: None if getattr(self, k, None) is None else getattr(self, k).copy()
                         for k in self._fitted_arrays
                     }
                 elif e - best_epoch >= patience:
