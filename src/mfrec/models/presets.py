@@ -32,26 +32,26 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # Best of 2 x 25-30 random draws, 5-fold CV on u1.base (validation RMSE 0.9114),
     # values rounded to 2 significant digits.
     ("svdpp", "ml-100k"): {
-        **_PLAIN_SGD,
         "n_factors": 80,
         "n_epochs": 65,
         "lr": 0.0047,
         "reg": 0.10,
         "reg_bias": 0.0075,
         "reg_implicit": 0.011,
+        **_PLAIN_SGD,
     },
     # Best of 2 x 20-25 random draws, 5-fold CV on u1.base (validation RMSE 0.9236).
     ("als", "ml-100k"): {"n_factors": 34, "n_epochs": 16, "reg": 0.14, "reg_bias": 0.0013},
     # Best of 30 + 20 random draws, 5-fold CV on the 80% training part of
     # holdout:0.2 (seed 0) of ml-latest-small (validation RMSE 0.9035).
     ("svdpp", "ml-latest-small"): {
-        **_PLAIN_SGD,
         "n_factors": 99,
         "n_epochs": 74,
         "lr": 0.0060,
         "reg": 0.15,
         "reg_bias": 0.0082,
         "reg_implicit": 0.015,
+        **_PLAIN_SGD,
     },
     # Best of 25 + 15 random draws, same data and protocol (validation RMSE 0.9110).
     ("als", "ml-latest-small"): {"n_factors": 79, "n_epochs": 18, "reg": 0.099, "reg_bias": 0.094},
@@ -76,37 +76,37 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # Best of 25 random draws (rounded), 5-fold CV on u1.base (validation RMSE 0.9229). The same
     # draws (same seed) won on ml-latest-small's training part too (0.9078).
     ("biased-mf", "ml-100k"): {
-        **_PLAIN_SGD,
         "n_factors": 200,
         "n_epochs": 80,
         "lr": 0.007,
         "reg": 0.082,
+        **_PLAIN_SGD,
     },
     ("biased-mf", "ml-latest-small"): {
-        **_PLAIN_SGD,
         "n_factors": 200,
         "n_epochs": 80,
         "lr": 0.007,
         "reg": 0.082,
+        **_PLAIN_SGD,
     },
     # Best of 25 random draws, 5-fold CV on u1.base (validation RMSE 0.9310).
     ("funk-svd", "ml-100k"): {
-        **_PLAIN_SGD,
-        "init_mean": 0.0,
         "n_factors": 58,
         "n_epochs": 70,
         "lr": 0.0058,
         "reg": 0.13,
+        **_PLAIN_SGD,
+        "init_mean": 0.0,
     },
     # Best of 25 random draws, 5-fold CV on the training part of holdout:0.2, seed 0
     # (validation RMSE 0.9563; Surprise-style defaults give about 1.04 there).
     ("funk-svd", "ml-latest-small"): {
-        **_PLAIN_SGD,
-        "init_mean": 0.0,
         "n_factors": 34,
         "n_epochs": 48,
         "lr": 0.014,
         "reg": 0.16,
+        **_PLAIN_SGD,
+        "init_mean": 0.0,
     },
     # A grid of 32 configurations around the defaults, 5-fold CV on u1.base (validation
     # RMSE 0.9207; the defaults themselves: 0.9223).
