@@ -52,8 +52,25 @@ from mfrec.models import MODELS
 #: Settings used when a model has no ``ml-100k`` preset.
 FALLBACK = {
     "bayes-mf": {"n_factors": 10, "n_samples": 800, "burn_in": 100, "implicit": "both"},
-    "biased-mf": {"n_factors": 100, "n_epochs": 20, "lr": 0.005, "reg": 0.02},  # Surprise's
-    "svdpp": {"n_factors": 20, "n_epochs": 20, "lr": 0.007, "reg": 0.02},  # Surprise's
+    # Surprise's settings and rule (plain SGD, every epoch), not mfrec's current defaults.
+    "biased-mf": {
+        "n_factors": 100,
+        "n_epochs": 20,
+        "lr": 0.005,
+        "reg": 0.02,
+        "init_std": 0.1,
+        "optimizer": "sgd",
+        "patience": None,
+    },
+    "svdpp": {
+        "n_factors": 20,
+        "n_epochs": 20,
+        "lr": 0.007,
+        "reg": 0.02,
+        "init_std": 0.1,
+        "optimizer": "sgd",
+        "patience": None,
+    },
     "als": {"n_factors": 10, "n_epochs": 10, "reg": 0.1},  # Spark's
 }
 #: The headline: the row graded against the targets, named before anything runs. It is

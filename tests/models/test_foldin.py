@@ -23,6 +23,10 @@ from .topn_conformance import TopNConformance, own_ratings
 
 PURE_LOW_RANK = {"global_mean": 0.0, "user_bias_std": 0.0, "item_bias_std": 0.0}
 
+#: The plain-SGD rule these tests' settings were chosen for (the defaults are AdaGrad with
+#: early stopping; docs/defaults.md).
+PLAIN_SGD = {"optimizer": "sgd", "init_std": 0.1, "patience": None}
+
 
 def planted(biases: bool = True, seed: int = 11) -> Ratings:
     """300 users x 200 items, rank 3, low noise, continuous (and biased unless told)."""
@@ -48,7 +52,8 @@ class TestBiasedMFTopN(TopNConformance):
 class TestFunkSVDTopN(TopNConformance):
     model_class = FunkSVD
     fast_params = {
-        "n_factors": 3, "n_epochs": 300, "lr": 0.005, "reg": 0.005, "init_std": 0.3, "n_threads": 1
+        "n_factors": 3, "n_epochs": 300, "lr": 0.005, "reg": 0.005, "init_std": 0.3, "n_threads": 1,
+        "optimizer": "sgd", "patience": None, "init_mean": 0.0,
     }  # fmt: skip
 
     @classmethod
@@ -103,7 +108,7 @@ def test_fold_in_minimises_the_user_part_of_the_sgd_objective():
     """For BiasedMF the folded-in (p, b) is the stationary point of
     sum_i (r - mu - b - b_i - p.q_i)^2 + n reg |p|^2 + n reg_bias b^2."""
     model = BiasedMF(n_factors=4, n_epochs=20, reg=0.05, reg_bias=0.2, n_threads=1, random_state=0)
-    model.fit(planted(seed=3))
+    model.set_params(**PLAIN_SGD).fit(planted(seed=3))
     ratings = own_ratings(model, 10)
     model.fold_in(-1, ratings)
     p = model.user_factors_[-1].astype(np.float64)
@@ -123,7 +128,11 @@ def test_fold_in_minimises_the_user_part_of_the_sgd_objective():
 @pytest.mark.parametrize(
     ("cls", "params", "biases"),
     [
-        (BiasedMF, {"n_factors": 3, "n_epochs": 40, "lr": 0.02, "reg": 0.02, "n_threads": 1}, True),
+        (
+            BiasedMF,
+            {"n_factors": 3, "n_epochs": 40, "lr": 0.02, "reg": 0.02, "n_threads": 1, **PLAIN_SGD},
+            True,
+        ),
         (
             FunkSVD,
             {
@@ -131,8 +140,10 @@ def test_fold_in_minimises_the_user_part_of_the_sgd_objective():
                 "n_epochs": 100,
                 "lr": 0.015,
                 "reg": 0.005,
-                "init_std": 0.3,
                 "n_threads": 1,
+                **PLAIN_SGD,
+                "init_std": 0.3,
+                "init_mean": 0.0,
             },
             False,
         ),
@@ -166,7 +177,7 @@ def test_partial_fit_moves_known_users_towards_the_refit():
     item side, which partial_fit leaves as the 60% taught it)."""
     ratings = planted()
     fold = user_holdout(ratings, 0.4, random_state=0)
-    params = {"n_factors": 3, "n_epochs": 40, "lr": 0.02, "reg": 0.02, "n_threads": 1}
+    params = {"n_factors": 3, "n_epochs": 40, "lr": 0.02, "reg": 0.02, "n_threads": 1, **PLAIN_SGD}
     model = BiasedMF(**params, random_state=0).fit(fold.train)
     refit = BiasedMF(**params, random_state=1).fit(ratings)
     users = ratings.users.ids[:40]

@@ -5,9 +5,10 @@ whole GradientDescentMF epoch, which must move every parameter by -lr x gradient
 gradient AdamMF hands to its optimiser, the mini-batch gradient, and NMF's
 multiplicative update, which is a gradient step with a per-entry step size.
 
-The per-rating SGD step of BiasedMF/FunkSVD is checked against the derivative of
+The per-rating plain SGD step of BiasedMF/FunkSVD is checked against the derivative of
 (p.q - r)^2 + regularisation in tests/models/test_sgd.py
-(``test_sgd_step_equals_negative_gradient``); it is not repeated here.
+(``test_sgd_step_equals_negative_gradient``); it is not repeated here. Its adaptive
+(AdaGrad, as LIBMF) step is checked here, and so is SVD++'s.
 """
 
 from __future__ import annotations
@@ -275,3 +276,55 @@ def test_nmf_bias_update_zeroes_its_gradient():
 
     (grad,) = numeric_gradient(f, [a_bias])
     np.testing.assert_allclose(grad, 0.0, atol=1e-6)
+
+
+# -- the adaptive (AdaGrad, LIBMF) SGD step ----------------------------------------------
+def _rating_objective(r, mu, p, q, b_u, b_i, reg, reg_bias):
+    err = r - (mu + b_u + b_i + p @ q)
+    return 0.5 * err**2 + 0.5 * reg * (p @ p + q @ q) + 0.5 * reg_bias * (b_u**2 + b_i**2)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_adagrad_step_is_gradient_over_root_of_accumulated_squares(use_bias, seed):
+    """With ``adaptive``, one rating moves p_u by -lr/sqrt(G_u) x dL/dp_u (G_u from
+    before the step), then G_u grows by |dL/dp_u|^2 / k; each bias likewise with its own
+    accumulator and lr_bias. dL by central finite differences of the per-rating
+    objective; two ratings of the same (u, i) so the second step sees a grown G."""
+    from mfrec.kernels.sgd import sgd_epoch
+
+    rng = np.random.default_rng(seed)
+    k, lr, lr_bias, reg, reg_bias, mu = 5, 0.1, 0.05, 0.07, 0.03, 3.2
+    P, Q = rng.normal(size=(1, k)), rng.normal(size=(1, k))
+    bu = rng.normal(size=1) if use_bias else np.zeros(1)
+    bi = rng.normal(size=1) if use_bias else np.zeros(1)
+    GU, GI = 1 + rng.uniform(size=(1, 2)), 1 + rng.uniform(size=(1, 2))
+    one = np.zeros(1, dtype=np.int32)
+    for r in (4.0, 2.5):
+        p0, q0, bu0, bi0 = P[0].copy(), Q[0].copy(), bu[0], bi[0]
+        GU0, GI0 = GU.copy(), GI.copy()
+        sgd_epoch(
+            one, one, np.array([r]), one, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
+            use_bias, GU, GI, True,
+        )  # fmt: skip
+        rb = reg_bias if use_bias else 0.0
+
+        def f(p, q, b_u, b_i, r=r, rb=rb):
+            return _rating_objective(r, mu, p, q, b_u, b_i, reg, rb)
+
+        p_, q_ = p0.copy(), q0.copy()
+        b = np.array([bu0, bi0])
+        (g_p, g_q, g_b) = numeric_gradient(
+            lambda p_=p_, q_=q_, b=b: f(p_, q_, b[0], b[1]), [p_, q_, b]
+        )
+        np.testing.assert_allclose(P[0], p0 - lr / np.sqrt(GU0[0, 0]) * g_p, rtol=1e-7)
+        np.testing.assert_allclose(Q[0], q0 - lr / np.sqrt(GI0[0, 0]) * g_q, rtol=1e-7)
+        assert GU[0, 0] == pytest.approx(GU0[0, 0] + g_p @ g_p / k, rel=1e-7)
+        assert GI[0, 0] == pytest.approx(GI0[0, 0] + g_q @ g_q / k, rel=1e-7)
+        if use_bias:
+            assert bu[0] == pytest.approx(bu0 - lr_bias / np.sqrt(GU0[0, 1]) * g_b[0], rel=1e-7)
+            assert bi[0] == pytest.approx(bi0 - lr_bias / np.sqrt(GI0[0, 1]) * g_b[1], rel=1e-7)
+            assert GU[0, 1] == pytest.approx(GU0[0, 1] + g_b[0] ** 2, rel=1e-7)
+            assert GI[0, 1] == pytest.approx(GI0[0, 1] + g_b[1] ** 2, rel=1e-7)
+        else:
+            assert bu[0] == 0 and bi[0] == 0 and GU[0, 1] == GU0[0, 1]

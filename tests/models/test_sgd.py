@@ -25,12 +25,14 @@ SGD_BAD = {
     "patience": 0,
     "n_strata": 0,
     "n_threads": 0,
+    "optimizer": "adam!",
+    "validation_fraction": 1.0,
 }
 
 
 class TestBiasedMFConformance(ModelConformance):
     model_class = BiasedMF
-    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.02, "reg": 0.01}
+    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.1, "reg": 0.01, "patience": None}
     rmse_bound = 0.25
     alternatives = {
         "n_factors": 5,
@@ -42,9 +44,12 @@ class TestBiasedMFConformance(ModelConformance):
         "init_std": 0.3,
         "dtype": "float64",
         "n_strata": 1,
+        "optimizer": "sgd",
     }
     exempt = {
-        "patience": "needs validation data; covered by test_early_stopping",
+        "patience": "stops early; covered by test_early_stopping*",
+        "validation_fraction": "acts with patience only; covered by "
+        "test_early_stopping_on_a_held_out_slice_then_refit",
         "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
     }
     bad_values = {**SGD_BAD, "lr_bias": 2.0, "reg_bias": -1.0}
@@ -52,7 +57,10 @@ class TestBiasedMFConformance(ModelConformance):
 
 class TestFunkSVDConformance(ModelConformance):
     model_class = FunkSVD
-    fast_params = {"n_factors": 4, "n_epochs": 300, "lr": 0.01, "reg": 0.01, "init_std": 0.3}
+    fast_params = {
+        "n_factors": 4, "n_epochs": 300, "lr": 0.01, "reg": 0.01, "init_std": 0.3,
+        "optimizer": "sgd", "patience": None,
+    }  # fmt: skip
     rmse_bound = 0.35
     alternatives = {
         "n_factors": 6,
@@ -62,12 +70,16 @@ class TestFunkSVDConformance(ModelConformance):
         "init_std": 0.5,
         "dtype": "float64",
         "n_strata": 3,
+        "optimizer": "adagrad",
+        "init_mean": 0.0,
     }
     exempt = {
-        "patience": "needs validation data; covered by test_early_stopping",
+        "patience": "stops early; covered by test_early_stopping*",
+        "validation_fraction": "acts with patience only; covered by "
+        "test_early_stopping_on_a_held_out_slice_then_refit",
         "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
     }
-    bad_values = SGD_BAD
+    bad_values = {**SGD_BAD, "init_mean": -0.5}
 
 
 # -- the SGD step is the negative gradient of the per-rating objective -----------------
@@ -87,7 +99,11 @@ def test_sgd_step_equals_negative_gradient(use_bias):
     bi = rng.normal(size=1) if use_bias else np.zeros(1)
     before = (P[0].copy(), Q[0].copy(), bu[0], bi[0])
     one = np.zeros(1, dtype=np.int32)
-    sgd_epoch(one, one, np.array([r]), one, P, Q, bu, bi, mu, lr, reg, lr, reg_bias, use_bias)
+    none = np.zeros((0, 2))
+    sgd_epoch(
+        one, one, np.array([r]), one, P, Q, bu, bi, mu, lr, reg, lr, reg_bias, use_bias,
+        none, none, False,
+    )  # fmt: skip
 
     def f(p, q, b_u, b_i):
         return _objective(r, mu, p, q, b_u, b_i, reg, reg_bias if use_bias else 0.0)
@@ -110,8 +126,9 @@ def test_sgd_step_equals_negative_gradient(use_bias):
         assert bu[0] == 0 and bi[0] == 0
 
 
+@pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_kernel_agrees_with_numpy_reference(use_bias):
+def test_kernel_agrees_with_numpy_reference(use_bias, adaptive):
     rng = np.random.default_rng(1)
     n_users, n_items, k, n = 20, 15, 4, 200
     users = rng.integers(0, n_users, n).astype(np.int32)
@@ -121,25 +138,58 @@ def test_kernel_agrees_with_numpy_reference(use_bias):
     P = rng.normal(0, 0.1, (n_users, k))
     Q = rng.normal(0, 0.1, (n_items, k))
     bu, bi = np.zeros(n_users), np.zeros(n_items)
-    args = (0.01, 0.05, 0.02, 0.03, use_bias)
+    GU = np.ones((n_users if adaptive else 0, 2))
+    GI = np.ones((n_items if adaptive else 0, 2))
+    lr = 0.1 if adaptive else 0.01
     mu = 3.0 if use_bias else 0.0
-    P2, Q2, bu2, bi2 = P.copy(), Q.copy(), bu.copy(), bi.copy()
-    sse = sgd_epoch(users, items, values, order, P, Q, bu, bi, mu, *args)
-    sse_ref = sgd_epoch_reference(users, items, values, order, P2, Q2, bu2, bi2, mu, *args)
-    assert sse == pytest.approx(sse_ref, rel=1e-10)
+    P2, Q2, bu2, bi2, GU2, GI2 = P.copy(), Q.copy(), bu.copy(), bi.copy(), GU.copy(), GI.copy()
+    for _ in range(2):
+        args = (mu, lr, 0.05, 0.02, 0.03, use_bias)
+        sse = sgd_epoch(users, items, values, order, P, Q, bu, bi, *args, GU, GI, adaptive)
+        sse_ref = sgd_epoch_reference(
+            users, items, values, order, P2, Q2, bu2, bi2, *args, GU2, GI2, adaptive
+        )
+        assert sse == pytest.approx(sse_ref, rel=1e-10)
     np.testing.assert_allclose(P, P2, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(Q, Q2, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(bu, bu2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(bi, bi2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(GU, GU2, rtol=1e-10)
+    np.testing.assert_allclose(GI, GI2, rtol=1e-10)
+    if adaptive:  # the accumulators grew where ratings were seen, and only there
+        assert np.all(GU[np.unique(users), 0] > 1) and np.all(GI[np.unique(items), 0] > 1)
+        assert np.all((GU[:, 1] > 1) == use_bias)
 
 
 # -- recovery of a planted model -------------------------------------------------------
 @pytest.mark.parametrize(
     ("model", "planted_biases"),
     [
-        (BiasedMF(n_factors=3, n_epochs=120, lr=0.01, reg=0.005, random_state=0), True),
+        (
+            BiasedMF(
+                n_factors=3,
+                n_epochs=120,
+                lr=0.01,
+                reg=0.005,
+                random_state=0,
+                optimizer="sgd",
+                patience=None,
+            ),
+            True,
+        ),
         # Funk SVD has no biases or mean: plant a pure rank-3 product for it.
         (
-            FunkSVD(n_factors=3, n_epochs=300, lr=0.005, reg=0.005, init_std=0.3, random_state=0),
+            FunkSVD(
+                n_factors=3,
+                n_epochs=300,
+                lr=0.005,
+                reg=0.005,
+                init_std=0.3,
+                random_state=0,
+                optimizer="sgd",
+                patience=None,
+                init_mean=0.0,
+            ),
             False,
         ),
     ],
@@ -173,7 +223,16 @@ def test_recovers_planted_model_to_noise_level(model, planted_biases):
 # -- training control ------------------------------------------------------------------
 def test_divergence_names_epoch_and_suggests_lower_lr(planted):
     _, fold = planted
-    model = BiasedMF(n_factors=50, n_epochs=30, lr=0.9, reg=0.0, init_std=1.0, random_state=0)
+    model = BiasedMF(
+        n_factors=50,
+        n_epochs=30,
+        lr=0.9,
+        reg=0.0,
+        init_std=1.0,
+        random_state=0,
+        optimizer="sgd",
+        patience=None,
+    )
     with pytest.raises(DivergenceError, match=r"epoch \d+.*lr=0.9.*try lr=0.09"):
         model.fit(fold.train)
 
@@ -206,7 +265,32 @@ def test_early_stopping_without_biases(planted):
 def test_patience_without_validation_is_an_error(planted):
     _, fold = planted
     with pytest.raises(ParameterError, match="validation"):
-        BiasedMF(patience=2, n_epochs=3).fit(fold.train)
+        BiasedMF(patience=2, n_epochs=3, validation_fraction=0.0).fit(fold.train)
+
+
+@pytest.mark.parametrize("cls", [BiasedMF, FunkSVD])
+def test_early_stopping_on_a_held_out_slice_then_refit(cls, planted):
+    """Without validation data, a seeded slice of the training ratings picks the epoch
+    count; the model is then refitted on all the ratings for exactly that many epochs
+    (the same arrays as a direct fit of best_epoch_ epochs), and history_ shows the
+    held-out RMSE of each of those epochs."""
+    _, fold = planted
+    params = {"n_factors": 30, "lr": 0.05, "reg": 0.0, "init_std": 0.3, "random_state": 0}
+    model = cls(n_epochs=300, patience=2, validation_fraction=0.2, **params).fit(fold.train)
+    best = model.best_epoch_
+    assert best < 300, "an over-fitting run must stop early"
+    selection = model.validation_history_
+    assert len(selection) == best + 2
+    assert min(r["val_rmse"] for r in selection) == selection[best - 1]["val_rmse"]
+    assert [r["epoch"] for r in model.history_] == list(range(1, best + 1))
+    for record in model.history_:
+        assert record["val_rmse"] == selection[record["epoch"] - 1]["val_rmse"]
+    direct = cls(n_epochs=best, patience=None, **params).fit(fold.train)
+    assert np.array_equal(direct.user_factors_, model.user_factors_)
+    assert np.array_equal(direct.item_factors_, model.item_factors_)
+    assert model.n_epochs == 300 and model.patience == 2, "the settings are kept"
+    again = cls(n_epochs=300, patience=2, validation_fraction=0.2, **params).fit(fold.train)
+    assert np.array_equal(again.item_factors_, model.item_factors_), "same seed, same model"
 
 
 def test_callback_sees_each_epoch_and_can_stop(planted):
@@ -217,14 +301,16 @@ def test_callback_sees_each_epoch_and_can_stop(planted):
         seen.append(record["epoch"])
         return record["epoch"] < 4 or False
 
-    model = BiasedMF(n_factors=2, n_epochs=10, random_state=0).fit(fold.train, callback=callback)
+    model = BiasedMF(n_factors=2, n_epochs=10, random_state=0, patience=None)
+    model.fit(fold.train, callback=callback)
     assert seen == [1, 2, 3, 4]
     assert len(model.history_) == 4
 
 
 def test_history_loss_decreases_on_training_data(planted):
     _, fold = planted
-    model = BiasedMF(n_factors=3, n_epochs=30, lr=0.01, reg=0.01, random_state=0).fit(fold.train)
+    model = BiasedMF(n_factors=3, n_epochs=30, lr=0.01, reg=0.01, random_state=0, patience=None)
+    model.fit(fold.train)
     rmse = [rec["train_rmse"] for rec in model.history_]
     assert rmse[-1] < rmse[0] * 0.8
     assert all(b <= a + 1e-9 for a, b in itertools.pairwise(rmse))
@@ -239,12 +325,15 @@ def test_float64_option_gives_float64_factors(planted):
 
 
 # -- the parallel schedule ---------------------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
 @pytest.mark.parametrize("cls", [BiasedMF, FunkSVD])
-def test_threads_do_not_change_result(cls, planted):
+def test_threads_do_not_change_result(cls, optimizer, planted):
     """Parallel and serial execution of the same stratified schedule agree bit for bit."""
     _, fold = planted
     fits = [
-        cls(n_factors=4, n_epochs=5, n_strata=4, n_threads=t, random_state=0).fit(fold.train)
+        cls(
+            n_factors=4, n_epochs=5, n_strata=4, n_threads=t, random_state=0, optimizer=optimizer
+        ).fit(fold.train)
         for t in (1, 2)
     ]
     assert np.array_equal(fits[0].user_factors_, fits[1].user_factors_)
@@ -283,8 +372,9 @@ def test_layout_partitions_the_ratings_without_conflicts(planted):
             assert users_of[a].isdisjoint(users_of[b]) and items_of[a].isdisjoint(items_of[b])
 
 
+@pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_grouped_kernel_agrees_with_reference(planted, use_bias):
+def test_grouped_kernel_agrees_with_reference(planted, use_bias, adaptive):
     """The parallel grouped epoch (shuffles included) equals its Python reference."""
     from mfrec.kernels.sgd import sgd_epoch_grouped, sgd_epoch_grouped_reference
     from mfrec.models.sgd import grouped_layout
@@ -296,17 +386,21 @@ def test_grouped_kernel_agrees_with_reference(planted, use_bias):
     P = rng.normal(0, 0.1, (train.n_users, k))
     Q = rng.normal(0, 0.1, (train.n_items, k))
     bu, bi = np.zeros(train.n_users), np.zeros(train.n_items)
+    GU = np.ones((train.n_users if adaptive else 0, 2))
+    GI = np.ones((train.n_items if adaptive else 0, 2))
     lay = grouped_layout(train, 3, np.random.default_rng(0), np.float64)
     lay_ref = type(lay)(*(a.copy() for a in lay))
     state = [P, Q, bu, bi]
     ref = [a.copy() for a in state]
-    args = (3.0 if use_bias else 0.0, 0.01, 0.05, 0.02, 0.03, use_bias)
+    acc, acc_ref = [GU, GI], [GU.copy(), GI.copy()]
+    lr = 0.1 if adaptive else 0.01
+    args = (3.0 if use_bias else 0.0, lr, 0.05, 0.02, 0.03, use_bias)
     for epoch in range(3):
         seeds = np.random.default_rng(epoch).integers(0, 2**62, 9)
-        sse = sgd_epoch_grouped(*lay, 3, seeds, *state, *args)
-        sse_ref = sgd_epoch_grouped_reference(*lay_ref, 3, seeds, *ref, *args)
+        sse = sgd_epoch_grouped(*lay, 3, seeds, *state, *args, *acc, adaptive)
+        sse_ref = sgd_epoch_grouped_reference(*lay_ref, 3, seeds, *ref, *args, *acc_ref, adaptive)
         assert sse == pytest.approx(sse_ref, rel=1e-9)
-    for a, b in zip(state, ref, strict=True):
+    for a, b in zip(state + acc, ref + acc_ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert np.array_equal(lay.items, lay_ref.items), "same in-place shuffles"
 
@@ -326,3 +420,25 @@ def test_shuffle_is_a_seeded_permutation():
     c = np.arange(100, dtype=np.int32)
     shuffle(c, 10, 90, np.uint64(54321))
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("cls", [BiasedMF, FunkSVD])
+def test_defaults_stop_early_and_beat_the_bias_baseline(cls):
+    """At its defaults (AdaGrad, early stopping on a held-out slice, docs/defaults.md) the
+    model beats the bias baseline on planted rank-3 integer ratings it was not tuned on,
+    and history_ shows the stopping."""
+    from mfrec.models import BiasBaseline
+
+    data = make_ratings(
+        n_users=400, n_items=250, density=0.1, n_factors=3, noise_std=0.5, random_state=5
+    )
+    fold = holdout(data.ratings, 0.2, random_state=0)
+    model = cls(random_state=0).fit(fold.train)
+    assert model.optimizer == "adagrad" and model.best_epoch_ < model.n_epochs
+    assert len(model.history_) == model.best_epoch_ and "val_rmse" in model.history_[0]
+    assert len(model.validation_history_) == model.best_epoch_ + model.patience
+
+    def rmse(m):
+        return float(np.sqrt(np.mean((m.predict_ratings(fold.test) - fold.test.rating) ** 2)))
+
+    assert rmse(model) < rmse(BiasBaseline().fit(fold.train)) - 0.01

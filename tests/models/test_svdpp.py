@@ -25,7 +25,7 @@ from .topn_conformance import TopNConformance
 
 class TestSVDppConformance(ModelConformance):
     model_class = SVDpp
-    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.02, "reg": 0.01}
+    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.1, "reg": 0.01, "patience": None}
     rmse_bound = 0.25
     alternatives = {
         "n_factors": 5,
@@ -38,8 +38,13 @@ class TestSVDppConformance(ModelConformance):
         "reg_implicit": 0.3,
         "init_std": 0.3,
         "dtype": "float64",
+        "optimizer": "sgd",
     }
-    exempt = {"patience": "needs validation data; covered by test_early_stopping_restores_all"}
+    exempt = {
+        "patience": "stops early; covered by test_early_stopping_restores_all",
+        "validation_fraction": "acts with patience only; covered by "
+        "test_early_stopping_on_a_held_out_slice",
+    }
     bad_values = {
         "n_factors": 0,
         "n_epochs": -1,
@@ -52,6 +57,8 @@ class TestSVDppConformance(ModelConformance):
         "init_std": 0.0,
         "dtype": "float16",
         "patience": 0,
+        "optimizer": "newton",
+        "validation_fraction": -0.1,
     }
 
 
@@ -72,36 +79,64 @@ def _problem(seed=0, n_users=25, n_items=18, k=4, density=0.35):
     return indptr, i.astype(np.int32), rng.uniform(1, 5, len(u)), params
 
 
-def test_cached_update_equals_per_rating_update():
+def _accumulators(n_users, n_items, adaptive):
+    """Fresh AdaGrad accumulators (all 1), or empty ones for plain SGD."""
+    return (
+        np.ones((n_users if adaptive else 0, 2)),
+        np.ones((n_items if adaptive else 0, 2)),
+        np.ones(n_users if adaptive else 0),
+    )
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_cached_update_equals_per_rating_update(adaptive):
     """The kernel's O(k)-per-rating update with the cached implicit sum gives exactly what
     re-summing z_u before each rating and moving every y_j after it gives (Koren 2008,
-    Surprise), up to rounding -- with distinct rates so that no term can hide."""
+    Surprise), up to rounding -- with distinct rates so that no term can hide; with
+    ``adaptive``, every step scaled by its AdaGrad rate (the same in both)."""
     indptr, items, ratings, params = _problem()
     user_order = np.arange(len(indptr) - 1, dtype=np.int32)
     order = np.arange(len(items), dtype=np.int64)
     shuffle_epoch(indptr, user_order, order, 2024)
     ours = [p.copy() for p in params]
     ref = [p.copy() for p in params]
+    n_users, n_items = len(indptr) - 1, len(params[1])
+    acc = _accumulators(n_users, n_items, adaptive)
+    acc_ref = tuple(a.copy() for a in acc)
     rates = (0.03, 0.05, 0.02, 0.04, 0.05, 0.3)  # lr_b, reg_b, lr, reg, lr_y, reg_y
+    if adaptive:
+        rates = tuple(10 * r if n % 2 == 0 else r for n, r in enumerate(rates))
     for _ in range(3):
-        sse = svdpp_epoch(indptr, items, ratings, user_order, order, *ours, 3.1, *rates)
+        sse = svdpp_epoch(
+            indptr, items, ratings, user_order, order, *ours, 3.1, *rates, *acc, adaptive
+        )
         sse_ref = svdpp_epoch_reference(
-            indptr, items, ratings, user_order, order, *ref, 3.1, *rates
+            indptr, items, ratings, user_order, order, *ref, 3.1, *rates, *acc_ref, adaptive
         )
         assert sse == pytest.approx(sse_ref, rel=1e-12)
     for name, a, b in zip(("P", "Q", "Y", "bu", "bi"), ours, ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13, err_msg=name)
+    for name, a, b in zip(("GU", "GI", "GY"), acc, acc_ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, err_msg=name)
     assert not np.allclose(ours[2], params[2]), "the implicit factors must move"
+    if adaptive:
+        assert np.all(acc[0] > 1) and np.all(acc[2] > 1)
 
 
-def test_steps_are_negative_gradients_of_the_per_rating_objective():
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_steps_are_negative_gradients_of_the_per_rating_objective(adaptive):
     """A user's pass equals taking, rating after rating, a step of -rate x dL_t/dtheta
     with dL_t from central finite differences of the per-rating objective
     L_t = 1/2 e^2 + reg_b/2 (b_u^2 + b_i^2) + reg/2 (|p_u|^2 + |q_i|^2)
-          + reg_y/2 sum_{j in N(u)} |y_j|^2,   e = r - mu - b_u - b_i - q_i.(p_u + z_u)."""
+          + reg_y/2 sum_{j in N(u)} |y_j|^2,   e = r - mu - b_u - b_i - q_i.(p_u + z_u).
+    With ``adaptive`` each rate is lr / sqrt(G), G the accumulator of that row (or bias)
+    before the step, grown by |gradient|^2 / k (1 for a bias); the implicit factors'
+    G grows by |data part of the y-gradient|^2 / k, the same for every j."""
     rng = np.random.default_rng(3)
     k, n_items, mu = 3, 3, 3.4
     rates = (0.01, 0.05, 0.02, 0.03, 0.015, 0.07)
+    if adaptive:
+        rates = (0.1, 0.05, 0.2, 0.03, 0.15, 0.07)
     lr_b, reg_b, lr, reg, lr_y, reg_y = rates
     indptr = np.array([0, n_items], dtype=np.int64)  # one user who rated items 0, 1, 2
     items = np.arange(n_items, dtype=np.int32)
@@ -140,6 +175,7 @@ def test_steps_are_negative_gradients_of_the_per_rating_objective():
         )
 
     h = 1e-6
+    G_p, G_q, G_y, G_bu, G_bi = 1.0, np.ones(n_items), 1.0, 1.0, np.ones(n_items)
     for pos in order:
         grad = np.zeros_like(theta)
         for d in range(len(theta)):
@@ -148,10 +184,24 @@ def test_steps_are_negative_gradients_of_the_per_rating_objective():
             grad[d] = (loss(theta + e, pos, ratings[pos]) - loss(theta - e, pos, ratings[pos])) / (
                 2 * h
             )
+        if adaptive:
+            g_p, g_q, g_y, g_bu, g_bi = unpack(grad)
+            y = unpack(theta)[2]
+            step = np.concatenate(
+                [np.full(k, lr / np.sqrt(G_p)), np.repeat(lr / np.sqrt(G_q), k),
+                 np.full(n_items * k, lr_y / np.sqrt(G_y)), [lr_b / np.sqrt(G_bu)],
+                 lr_b / np.sqrt(G_bi)]
+            )  # fmt: skip
+            data_y = g_y[0] - reg_y * y[0]  # the data part, the same for every j
+            G_p += g_p @ g_p / k
+            G_q[pos] += g_q[pos] @ g_q[pos] / k
+            G_y += data_y @ data_y / k
+            G_bu += g_bu**2
+            G_bi[pos] += g_bi[pos] ** 2
         theta = theta - step * grad
     svdpp_epoch(
         indptr, items, ratings, np.array([0], dtype=np.int32), order,
-        P, Q, Y, bu, bi, mu, *rates,
+        P, Q, Y, bu, bi, mu, *rates, *_accumulators(1, n_items, adaptive), adaptive,
     )  # fmt: skip
     for name, got, want in zip(
         ("p", "q", "y", "b_u", "b_i"), (P[0], Q, Y, bu[0], bi), unpack(theta), strict=True
@@ -184,6 +234,7 @@ def test_same_as_surprise_svdpp_given_its_start_and_order():
         svdpp_epoch(
             indptr, items.astype(np.int32), values, user_order, order, P, Q, Y, bu, bi,
             trainset.global_mean, 0.007, 0.02, 0.007, 0.02, 0.007, 0.02,
+            *_accumulators(0, 0, False), False,
         )  # fmt: skip
     for ours, theirs in ((P, algo.pu), (Q, algo.qi), (Y, algo.yj), (bu, algo.bu), (bi, algo.bi)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
@@ -285,7 +336,16 @@ def test_early_stopping_restores_all_parameters_consistently(planted):
 
 def test_training_rmse_decreases(planted):
     _, fold = planted
-    model = SVDpp(n_factors=3, n_epochs=30, lr=0.01, random_state=0).fit(fold.train)
+    model = SVDpp(
+        n_factors=3,
+        n_epochs=30,
+        lr=0.01,
+        random_state=0,
+        patience=None,
+        optimizer="sgd",
+        init_std=0.1,
+    )
+    model.fit(fold.train)
     rmse = [rec["train_rmse"] for rec in model.history_]
     assert rmse[-1] < 0.8 * rmse[0]
     assert all(b <= a + 1e-9 for a, b in itertools.pairwise(rmse))
@@ -293,14 +353,17 @@ def test_training_rmse_decreases(planted):
 
 @pytest.mark.realdata
 def test_ml100k_u1_beats_biased_mf_at_the_same_settings(ml100k_dir, monkeypatch):
-    """Implicit feedback pays on real data: SVD++ at Surprise's defaults against biased MF
-    with the same factors, epochs and rates (both seeded the same)."""
+    """Implicit feedback pays on real data: SVD++ at Surprise's defaults (plain SGD) against
+    biased MF with the same factors, epochs and rates (both seeded the same)."""
     import mfrec
     from mfrec.data.split import ml100k_official
 
     monkeypatch.setenv("MFREC_DATA_DIR", str(ml100k_dir.parent))
     fold = ml100k_official(mfrec.load_dataset("ml-100k", download=False), "u1")
-    settings = {"n_factors": 20, "n_epochs": 20, "lr": 0.007, "reg": 0.02, "random_state": 0}
+    settings = {
+        "n_factors": 20, "n_epochs": 20, "lr": 0.007, "reg": 0.02, "random_state": 0,
+        "optimizer": "sgd", "init_std": 0.1, "patience": None,
+    }  # fmt: skip
     scores = []
     for model in (SVDpp(**settings), BiasedMF(**settings)):
         model.fit(fold.train)
@@ -316,7 +379,10 @@ def test_ml100k_u1_beats_biased_mf_at_the_same_settings(ml100k_dir, monkeypatch)
 # -- fold-in -----------------------------------------------------------------------------
 class TestSVDppTopN(TopNConformance):
     model_class = SVDpp
-    fast_params = {"n_factors": 3, "n_epochs": 60, "lr": 0.02, "reg": 0.02}
+    fast_params = {
+        "n_factors": 3, "n_epochs": 60, "lr": 0.02, "reg": 0.02, "optimizer": "sgd",
+        "init_std": 0.1, "patience": None,
+    }  # fmt: skip
 
 
 def test_fold_in_solves_the_svdpp_user_objective(planted):
@@ -339,3 +405,17 @@ def test_fold_in_solves_the_svdpp_user_objective(planted):
     n = len(i)
     np.testing.assert_allclose(-q.T @ err + n * 0.05 * p, 0, atol=1e-9)
     assert -err.sum() + n * 0.01 * b == pytest.approx(0, abs=1e-9)
+
+
+def test_early_stopping_on_a_held_out_slice(planted):
+    """Without validation data SVD++ stops on a held-out slice and refits on everything
+    for the best epoch count: the same model as a direct fit of that many epochs."""
+    _, fold = planted
+    params = {"n_factors": 10, "lr": 0.1, "reg": 0.0, "init_std": 0.3, "random_state": 0}
+    model = SVDpp(n_epochs=200, patience=2, validation_fraction=0.2, **params).fit(fold.train)
+    best = model.best_epoch_
+    assert best < 200 and len(model.validation_history_) == best + 2
+    assert len(model.history_) == best and "val_rmse" in model.history_[-1]
+    direct = SVDpp(n_epochs=best, patience=None, **params).fit(fold.train)
+    for key in SVDpp._fitted_arrays:
+        assert np.array_equal(getattr(direct, key), getattr(model, key)), key

@@ -10,6 +10,21 @@ dL/db_u = -e + reg_bias b_u  (likewise b_i). One SGD step moves each parameter b
 -lr * gradient (lr_bias for the biases), using the values from before the step for
 both p_u and q_i (Funk; Koren, Bell & Volinsky 2009; Surprise's SVD).
 
+Adaptive step sizes (``adaptive=True``): the AdaGrad rule of LIBMF (Chin, Zhuang, Juan &
+Lin 2015, "A learning-rate schedule for stochastic gradient methods to matrix
+factorization"). Each factor row keeps one accumulator G (the running sum of its
+squared gradients averaged over the k coordinates, starting at 1) and each bias its
+own; a step uses the accumulator from before it and then adds its gradient:
+
+    eta_p = lr / sqrt(G_u),  g_p = -e q_i + reg p_u,  p_u <- p_u - eta_p g_p,
+    G_u <- G_u + |g_p|^2 / k                       (likewise q_i with G_i)
+    b_u <- b_u - lr_bias / sqrt(H_u) g_b,  H_u <- H_u + g_b^2,  g_b = -e + reg_bias b_u
+
+One accumulator per row rather than per coordinate is the paper's choice: the k
+coordinates of a row see gradients of the same scale, so a per-coordinate rate costs k
+times the memory and converges no faster. G and H live in ``GU`` (n_users, 2: factor,
+bias) and ``GI`` (n_items, 2) and persist across epochs.
+
 Parallel schedule (conflict-free, deterministic)
 ------------------------------------------------
 Users and items are dealt into S strata each. The ratings of user-stratum a and
@@ -69,6 +84,56 @@ def _step_plain(pu, qi, r, mu, lr, reg):
     return np.float64(err) * np.float64(err)
 
 
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+def _adagrad_factors(pu, qi, gu, gi, err, lr, reg):
+    # LIBMF's row-wise AdaGrad step of p_u and q_i (module docstring); gu[0], gi[0]
+    # are the rows' accumulators.
+    k = pu.shape[0]
+    eta_p = lr / np.sqrt(gu[0])
+    eta_q = lr / np.sqrt(gi[0])
+    sp = err - err  # zero in the factors' dtype
+    sq = err - err
+    for f in range(k):
+        pf = pu[f]
+        qf = qi[f]
+        gp = reg * pf - err * qf
+        gq = reg * qf - err * pf
+        sp += gp * gp
+        sq += gq * gq
+        pu[f] = pf - eta_p * gp
+        qi[f] = qf - eta_q * gq
+    gu[0] += sp / k
+    gi[0] += sq / k
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+def _step_biased_adagrad(pu, qi, gu, gi, u, i, r, bu, bi, mu, lr, reg, lr_bias, reg_bias):
+    """:func:`_step_biased` with LIBMF's adaptive step sizes (module docstring)."""
+    dot = mu - mu
+    for f in range(pu.shape[0]):
+        dot += pu[f] * qi[f]
+    err = r - ((mu + dot) + (bu[u] + bi[i]))
+    g = reg_bias * bu[u] - err
+    bu[u] -= lr_bias / np.sqrt(gu[1]) * g
+    gu[1] += g * g
+    g = reg_bias * bi[i] - err
+    bi[i] -= lr_bias / np.sqrt(gi[1]) * g
+    gi[1] += g * g
+    _adagrad_factors(pu, qi, gu, gi, err, lr, reg)
+    return np.float64(err) * np.float64(err)
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+def _step_plain_adagrad(pu, qi, gu, gi, r, mu, lr, reg):
+    """:func:`_step_plain` with LIBMF's adaptive step sizes."""
+    dot = mu - mu
+    for f in range(pu.shape[0]):
+        dot += pu[f] * qi[f]
+    err = r - (mu + dot)
+    _adagrad_factors(pu, qi, gu, gi, err, lr, reg)
+    return np.float64(err) * np.float64(err)
+
+
 @njit(cache=True, nogil=True, fastmath=FAST)
 def _sgd_range(
     users,
@@ -87,9 +152,27 @@ def _sgd_range(
     lr_bias,
     reg_bias,
     use_bias,
+    GU,
+    GI,
+    adaptive,
 ):
     sse = 0.0
-    if use_bias:
+    if adaptive and use_bias:
+        for t in range(start, stop):
+            idx = order[t]
+            u = users[idx]
+            i = items[idx]
+            sse += _step_biased_adagrad(
+                P[u], Q[i], GU[u], GI[i], u, i, ratings[idx], bu, bi, mu, lr, reg, lr_bias,
+                reg_bias,
+            )  # fmt: skip
+    elif adaptive:
+        for t in range(start, stop):
+            idx = order[t]
+            u = users[idx]
+            i = items[idx]
+            sse += _step_plain_adagrad(P[u], Q[i], GU[u], GI[i], ratings[idx], mu, lr, reg)
+    elif use_bias:
         for t in range(start, stop):
             idx = order[t]
             u = users[idx]
@@ -105,10 +188,14 @@ def _sgd_range(
 
 
 @njit(cache=True, nogil=True)
-def sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias):
-    """One serial pass of SGD over the ratings in ``order``; updates P, Q, bu, bi in
-    place. Returns the sum of squared errors of the predictions made during the pass
-    (each taken just before that rating's update)."""
+def sgd_epoch(
+    users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
+    GU, GI, adaptive,
+):  # fmt: skip
+    """One serial pass of SGD over the ratings in ``order``; updates P, Q, bu, bi (and,
+    with ``adaptive``, the step-size accumulators GU, GI) in place. Returns the sum of
+    squared errors of the predictions made during the pass (each taken just before
+    that rating's update)."""
     return _sgd_range(
         users,
         items,
@@ -126,18 +213,34 @@ def sgd_epoch(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, 
         lr_bias,
         reg_bias,
         use_bias,
+        GU,
+        GI,
+        adaptive,
     )
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
 def _sgd_group(
-    u, items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias
-):
+    u, items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
+    GU, GI, adaptive,
+):  # fmt: skip
     # The ratings items[start:stop] / ratings[start:stop] all belong to user u: p_u
     # stays in L1 for the whole group.
     sse = 0.0
     pu = P[u]
-    if use_bias:
+    if adaptive and use_bias:
+        gu = GU[u]
+        for t in range(start, stop):
+            i = items[t]
+            sse += _step_biased_adagrad(
+                pu, Q[i], gu, GI[i], u, i, ratings[t], bu, bi, mu, lr, reg, lr_bias, reg_bias
+            )
+    elif adaptive:
+        gu = GU[u]
+        for t in range(start, stop):
+            i = items[t]
+            sse += _step_plain_adagrad(pu, Q[i], gu, GI[i], ratings[t], mu, lr, reg)
+    elif use_bias:
         for t in range(start, stop):
             i = items[t]
             sse += _step_biased(pu, Q[i], u, i, ratings[t], bu, bi, mu, lr, reg, lr_bias, reg_bias)
@@ -167,6 +270,9 @@ def _run_block(
     lr_bias,
     reg_bias,
     use_bias,
+    GU,
+    GI,
+    adaptive,
 ):
     g0 = block_group_ptr[b]
     g1 = block_group_ptr[b + 1]
@@ -193,6 +299,9 @@ def _run_block(
             lr_bias,
             reg_bias,
             use_bias,
+            GU,
+            GI,
+            adaptive,
         )
     return sse
 
@@ -217,6 +326,9 @@ def sgd_epoch_grouped(
     lr_bias,
     reg_bias,
     use_bias,
+    GU,
+    GI,
+    adaptive,
 ):
     """One epoch of stratified parallel SGD over the grouped layout (module docstring).
 
@@ -250,6 +362,9 @@ def sgd_epoch_grouped(
                 lr_bias,
                 reg_bias,
                 use_bias,
+                GU,
+                GI,
+                adaptive,
             )
     return sse.sum()
 
@@ -365,6 +480,9 @@ def sgd_epoch_grouped_reference(
     lr_bias,
     reg_bias,
     use_bias,
+    GU,
+    GI,
+    adaptive,
 ):
     """Python reference of :func:`sgd_epoch_grouped`: the same shuffles (splitmix64),
     the per-rating step of :func:`sgd_epoch_reference`, blocks run one by one."""
@@ -395,16 +513,22 @@ def sgd_epoch_grouped_reference(
                     lr_bias,
                     reg_bias,
                     use_bias,
+                    GU,
+                    GI,
+                    adaptive,
                 )
     return sse
 
 
 def sgd_epoch_reference(
-    users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias
-):
+    users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
+    GU, GI, adaptive,
+):  # fmt: skip
     """Plain NumPy reference of :func:`sgd_epoch` (same update order, vectorised per
-    rating over the factors)."""
+    rating over the factors): the gradients written out, then the plain or adaptive
+    step of the module docstring."""
     sse = 0.0
+    k = P.shape[1]
     for idx in order:
         u, i = users[idx], items[idx]
         pred = (
@@ -412,10 +536,24 @@ def sgd_epoch_reference(
         )
         err = float(ratings[idx]) - pred
         sse += err * err
-        if use_bias:
-            bu[u] += lr_bias * (err - reg_bias * bu[u])
-            bi[i] += lr_bias * (err - reg_bias * bi[i])
         pu, qi = P[u].copy(), Q[i].copy()
-        P[u] = pu + lr * (err * qi - reg * pu)
-        Q[i] = qi + lr * (err * pu - reg * qi)
+        grad_p, grad_q = reg * pu - err * qi, reg * qi - err * pu
+        if use_bias:
+            grad_bu, grad_bi = reg_bias * bu[u] - err, reg_bias * bi[i] - err
+            if adaptive:
+                bu[u] -= lr_bias / np.sqrt(GU[u, 1]) * grad_bu
+                bi[i] -= lr_bias / np.sqrt(GI[i, 1]) * grad_bi
+                GU[u, 1] += grad_bu**2
+                GI[i, 1] += grad_bi**2
+            else:
+                bu[u] -= lr_bias * grad_bu
+                bi[i] -= lr_bias * grad_bi
+        if adaptive:
+            P[u] = pu - lr / np.sqrt(GU[u, 0]) * grad_p
+            Q[i] = qi - lr / np.sqrt(GI[i, 0]) * grad_q
+            GU[u, 0] += grad_p @ grad_p / k
+            GI[i, 0] += grad_q @ grad_q / k
+        else:
+            P[u] = pu - lr * grad_p
+            Q[i] = qi - lr * grad_q
     return sse

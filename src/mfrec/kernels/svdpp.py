@@ -39,6 +39,18 @@ and regularising once) -- for the same visiting order; the two differ only by fl
 point rounding (z_u and D are carried in float64). The NumPy reference below performs
 (*) literally and a test checks the agreement.
 
+Adaptive step sizes (``adaptive=True``)
+---------------------------------------
+LIBMF's AdaGrad rule (see :mod:`mfrec.kernels.sgd`): p_u and q_i each keep one
+accumulator of their squared gradients (averaged over the k coordinates, starting at 1)
+and step by lr / sqrt(accumulator) x gradient; each bias keeps its own. A separate rate
+per y_j would break the cached update above (the map would differ between the j), so the
+implicit factors share one rate per *user*: eta_t = lr_y / sqrt(G_y(u)), with G_y(u)
+growing by |e s q_i|^2 / k (the data part of every y_j's gradient, the same for all j)
+after each of the user's ratings. The step of every y_j at rating t is then still one
+affine map, y_j <- (1 - eta_t reg_y) y_j + eta_t e s q_i, and the cache above carries it
+exactly with a_t = 1 - eta_t reg_y varying along the user's ratings.
+
 Order: users in a fresh random order each epoch, each user's ratings shuffled. (Surprise
 visits the users, and each user's ratings, in the same fixed order every epoch.)
 
@@ -84,15 +96,26 @@ def svdpp_epoch(
     reg,
     lr_y,
     reg_y,
+    GU,
+    GI,
+    GY,
+    adaptive,
 ):
     """One serial SGD pass of SVD++ (see the module docstring), users in ``user_order``,
     user u's ratings at positions ``order[indptr[u]:indptr[u + 1]]`` of the user-sorted
-    arrays ``items``/``ratings``. Updates P, Q, Y, bu, bi in place; returns the sum of
-    squared errors of the predictions made during the pass (each before its update)."""
+    arrays ``items``/``ratings``. Updates P, Q, Y, bu, bi in place (and, with
+    ``adaptive``, the accumulators GU (n_users, 2: factors, bias), GI (n_items, 2) and
+    GY (n_users,)); returns the sum of squared errors of the predictions made during the
+    pass (each before its update)."""
     k = P.shape[1]
     z = np.zeros(k)  # z_u, float64
     acc = np.zeros(k)  # D, the user's accumulated y-step, float64
     decay = 1.0 - lr_y * reg_y
+    eta_bu = lr_bias
+    eta_bi = lr_bias
+    eta_p = lr
+    eta_q = lr
+    eta_y = lr_y
     sse = 0.0
     for uu in range(user_order.shape[0]):
         u = user_order[uu]
@@ -123,17 +146,40 @@ def svdpp_epoch(
                 dot += qi[f] * (pu[f] + z[f])
             err = ratings[idx] - (mu + bu[u] + bi[i] + dot)
             sse += err * err
-            bu[u] += lr_bias * (err - reg_bias * bu[u])
-            bi[i] += lr_bias * (err - reg_bias * bi[i])
-            g = lr_y * err * s
+            if adaptive:
+                eta_bu = lr_bias / np.sqrt(GU[u, 1])
+                eta_bi = lr_bias / np.sqrt(GI[i, 1])
+                eta_p = lr / np.sqrt(GU[u, 0])
+                eta_q = lr / np.sqrt(GI[i, 0])
+                eta_y = lr_y / np.sqrt(GY[u])
+                decay = 1.0 - eta_y * reg_y
+            g_bu = reg_bias * bu[u] - err
+            g_bi = reg_bias * bi[i] - err
+            bu[u] -= eta_bu * g_bu
+            bi[i] -= eta_bi * g_bi
+            g = eta_y * err * s
+            sp = 0.0
+            sq = 0.0
+            sy = 0.0
             for f in range(k):
                 pf = pu[f]
                 qf = qi[f]
-                pu[f] = pf + lr * (err * qf - reg * pf)
-                qi[f] = qf + lr * (err * (pf + z[f]) - reg * qf)
+                gp = reg * pf - err * qf
+                gq = reg * qf - err * (pf + z[f])
+                sp += gp * gp
+                sq += gq * gq
+                sy += qf * qf
+                pu[f] = pf - eta_p * gp
+                qi[f] = qf - eta_q * gq
                 d = g * qf
                 acc[f] = decay * acc[f] + d
                 z[f] = decay * z[f] + sqrt_n * d
+            if adaptive:
+                GU[u, 1] += g_bu * g_bu
+                GI[i, 1] += g_bi * g_bi
+                GU[u, 0] += sp / k
+                GI[i, 0] += sq / k
+                GY[u] += err * err * s * s * sy / k
             scale *= decay
         for t in range(start, stop):
             yj = Y[items[t]]
@@ -163,12 +209,14 @@ def effective_user_factors(indptr, items, P, Y, out):
 
 def svdpp_epoch_reference(
     indptr, items, ratings, user_order, order, P, Q, Y, bu, bi, mu,
-    lr_bias, reg_bias, lr, reg, lr_y, reg_y,
+    lr_bias, reg_bias, lr, reg, lr_y, reg_y, GU, GI, GY, adaptive,
 ):  # fmt: skip
     """Plain NumPy reference of :func:`svdpp_epoch` doing the per-rating update (*)
     literally: z_u re-summed before every rating and every y_j of the user moved after
-    it (Koren 2008; Surprise's SVDpp), in the same order."""
+    it (Koren 2008; Surprise's SVDpp), in the same order; with ``adaptive``, each step
+    scaled by lr / sqrt(accumulator) as the module docstring says."""
     sse = 0.0
+    k = P.shape[1]
     for u in user_order:
         start, stop = indptr[u], indptr[u + 1]
         n = stop - start
@@ -182,11 +230,26 @@ def svdpp_epoch_reference(
             pu, qi = P[u].astype(np.float64), Q[i].astype(np.float64)
             err = float(ratings[idx]) - (mu + bu[u] + bi[i] + qi @ (pu + z))
             sse += err * err
-            bu[u] += lr_bias * (err - reg_bias * bu[u])
-            bi[i] += lr_bias * (err - reg_bias * bi[i])
-            P[u] = pu + lr * (err * qi - reg * pu)
-            Q[i] = qi + lr * (err * (pu + z) - reg * qi)
-            Y[rated] += lr_y * (err * s * qi[None, :] - reg_y * Y[rated])
+            g_bu, g_bi = reg_bias * bu[u] - err, reg_bias * bi[i] - err
+            g_p, g_q = reg * pu - err * qi, reg * qi - err * (pu + z)
+            g_y = reg_y * Y[rated] - err * s * qi[None, :]  # one row per j in N(u)
+            if adaptive:
+                steps = (
+                    lr_bias / np.sqrt(GU[u, 1]), lr_bias / np.sqrt(GI[i, 1]),
+                    lr / np.sqrt(GU[u, 0]), lr / np.sqrt(GI[i, 0]), lr_y / np.sqrt(GY[u]),
+                )  # fmt: skip
+                GU[u, 1] += g_bu**2
+                GI[i, 1] += g_bi**2
+                GU[u, 0] += g_p @ g_p / k
+                GI[i, 0] += g_q @ g_q / k
+                GY[u] += (err * s) ** 2 * (qi @ qi) / k
+            else:
+                steps = (lr_bias, lr_bias, lr, lr, lr_y)
+            bu[u] -= steps[0] * g_bu
+            bi[i] -= steps[1] * g_bi
+            P[u] = pu - steps[2] * g_p
+            Q[i] = qi - steps[3] * g_q
+            Y[rated] -= steps[4] * g_y
     return sse
 
 

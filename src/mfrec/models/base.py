@@ -206,6 +206,8 @@ class Recommender:
         if validation is not None and not isinstance(validation, Ratings):
             raise DataError(f"validation must be mfrec Ratings, got {type(validation).__name__}")
         train = ratings.compact()
+        if validation is None and self._stops_on_held_out_slice(len(train)):
+            return self._fit_with_held_out_slice(train, callback)
         self._set_training_data(train)
         val = None if validation is None else self._translate(validation)
         started = time.perf_counter()
@@ -213,6 +215,58 @@ class Recommender:
         self.fit_seconds_ = time.perf_counter() - started
         if not hasattr(self, "history_"):
             self.history_ = []
+        return self
+
+    # -- early stopping without validation data -------------------------------------------
+    def _has_held_out_slice(self) -> bool:
+        return (getattr(self, "validation_fraction", 0.0) or 0.0) > 0
+
+    def _stops_on_held_out_slice(self, n_ratings: int) -> bool:
+        """Whether fit() without validation data stops early on a held-out slice: the
+        model has ``validation_fraction`` > 0 and ``patience`` set, and the slice would
+        hold at least one rating (and leave at least one)."""
+        fraction = getattr(self, "validation_fraction", 0.0) or 0.0
+        return (
+            fraction > 0
+            and getattr(self, "patience", None) is not None
+            and n_ratings >= 2
+            and fraction * n_ratings >= 1
+        )
+
+    def _fit_with_held_out_slice(self, train: Ratings, callback: EpochCallback | None):
+        """Early stopping when no validation data is given.
+
+        A seeded ``validation_fraction`` of the training ratings is held out; a copy of
+        this model trains on the rest with early stopping on that slice (``patience``)
+        and yields the best epoch; then this model is refitted on *all* the ratings for
+        exactly that many epochs. (Refitting rather than keeping the stopped copy: the
+        copy never saw the slice, and users or items whose ratings all fell in it would
+        be unknown to it.) ``history_`` is the refit's, each epoch with the held-out
+        RMSE the selection pass measured at that epoch (``val_rmse``);
+        ``validation_history_`` is the whole selection pass, up to where it stopped.
+        """
+        from mfrec._random import check_random_state
+        from mfrec.data.split import holdout
+
+        started = time.perf_counter()
+        rng = check_random_state(self.random_state)
+        fold = holdout(train, self.validation_fraction, random_state=rng)
+        selector = type(self)(**{**self.get_params(), "validation_fraction": 0.0})
+        selector.fit(fold.train, validation=fold.test)
+        best = selector.best_epoch_
+        saved = self.get_params()
+        try:
+            self.n_epochs, self.patience, self.validation_fraction = best, None, 0.0
+            self.fit(train, callback=callback)
+        finally:
+            for key, value in saved.items():
+                setattr(self, key, value)
+        held_out = {r["epoch"]: r["val_rmse"] for r in selector.history_}
+        for record in self.history_:
+            record["val_rmse"] = held_out[record["epoch"]]
+        self.validation_history_ = selector.history_
+        self.best_epoch_ = best
+        self.fit_seconds_ = time.perf_counter() - started
         return self
 
     def _set_training_data(self, train: Ratings) -> None:
@@ -251,10 +305,15 @@ class Recommender:
         With ``patience`` and validation data, stops after ``patience`` epochs without a
         better validation RMSE and restores the best epoch's parameters.
         """
+        if patience is not None and validation is None and self._has_held_out_slice():
+            # Too few ratings for a held-out slice (fit() checked): run every epoch.
+            logger.info("too few ratings to hold out a slice; no early stopping")
+            patience = None
         if patience is not None and validation is None:
             raise ParameterError(
                 f"{type(self).__name__}: patience={patience} needs validation data; "
-                "call fit(train, validation=...) or set patience=None"
+                "call fit(train, validation=...), set validation_fraction > 0 (where the "
+                "model has it) or set patience=None"
             )
         best_rmse, best_state, best_epoch = np.inf, None, 0
         for e in range(1, n_epochs + 1):
@@ -275,7 +334,7 @@ class Recommender:
                 if record["val_rmse"] < best_rmse:
                     best_rmse, best_epoch = record["val_rmse"], e
                     best_state = {
-                        k: None if getattr(self, k) is None else getattr(self, k).copy()
+                        k: None if getattr(self, k, None) is None else getattr(self, k).copy()
                         for k in self._fitted_arrays
                     }
                 elif e - best_epoch >= patience:

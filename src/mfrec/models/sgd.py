@@ -20,8 +20,10 @@ _SGD_CONSTRAINTS = {
     "random_state": RandomStateConstraint(),
     "dtype": Options(("float32", "float64")),
     "patience": Integer(1, None, none_ok=True),
+    "validation_fraction": Real(0, 1, open_high=True),
     "n_strata": Integer(1, 256),
     "n_threads": Integer(1, None, none_ok=True),
+    "optimizer": Options(("sgd", "adagrad")),
 }
 
 
@@ -32,6 +34,10 @@ class _SGDFactorModel(FactorModel):
 
     def _bias_settings(self) -> tuple[float, float]:
         return self.lr, self.reg
+
+    def _init_offset(self) -> float:
+        """A constant added to every initial factor entry (FunkSVD's ``init_mean``)."""
+        return 0.0
 
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
         from mfrec._threads import numba_threads
@@ -44,6 +50,10 @@ class _SGDFactorModel(FactorModel):
         n_users, n_items, k = train.n_users, train.n_items, self.n_factors
         self.user_factors_ = init_factors(rng, (n_users, k), self.init_std, dtype)
         self.item_factors_ = init_factors(rng, (n_items, k), self.init_std, dtype)
+        offset = self._init_offset()
+        if offset:
+            self.user_factors_ += dtype.type(offset)
+            self.item_factors_ += dtype.type(offset)
         use_bias = self._use_bias
         self.user_bias_ = np.zeros(n_users, dtype=dtype) if use_bias else None
         self.item_bias_ = np.zeros(n_items, dtype=dtype) if use_bias else None
@@ -57,12 +67,17 @@ class _SGDFactorModel(FactorModel):
         item_counts = train.item_counts().astype(np.float64)
         n = len(train)
         steps = (cast(self.lr), cast(self.reg), cast(lr_bias), cast(reg_bias))
+        adaptive = self.optimizer == "adagrad"
+        # Step-size accumulators (factor, bias) per row, starting at 1 as in LIBMF.
+        n_acc = (n_users, n_items) if adaptive else (0, 0)
+        acc_users = np.ones((n_acc[0], 2), dtype=dtype)
+        acc_items = np.ones((n_acc[1], 2), dtype=dtype)
 
         def epoch(_: int) -> dict[str, float]:
             seeds = rng.integers(0, 2**63 - 1, size=n_blocks, dtype=np.int64)
             sse = sgd_epoch_grouped(
                 *layout, self.n_strata, seeds, self.user_factors_, self.item_factors_,
-                bu, bi, mu, *steps, use_bias,
+                bu, bi, mu, *steps, use_bias, acc_users, acc_items, adaptive,
             )  # fmt: skip
             penalty = self.reg * (
                 user_counts @ _row_sq(self.user_factors_)
@@ -138,7 +153,11 @@ def _row_sq(a: np.ndarray) -> np.ndarray:
 class FunkSVD(_SGDFactorModel):
     """Funk SVD: ``r_hat = p_u . q_i`` learned by SGD on the observed ratings only.
 
-    No biases and no global mean: the factors carry everything. Each epoch visits the
+    No biases and no global mean: the factors carry everything. The defaults (AdaGrad
+    steps as LIBMF, a small initial scale centred on the mean rating, early stopping on a
+    held-out slice) were chosen on a panel of data sets (docs/defaults.md); Surprise's
+    ``SVD(biased=False)`` is ``FunkSVD(optimizer="sgd", lr=0.005, reg=0.02, init_std=0.1,
+    init_mean=0, n_epochs=20, patience=None)``. Each epoch visits the
     ratings in a fresh random order and, per rating, moves ``p_u`` and ``q_i`` along
     the negative gradient of ``(r - p_u.q_i)^2 / 2 + reg/2 (|p_u|^2 + |q_i|^2)``.
 
@@ -146,21 +165,32 @@ class FunkSVD(_SGDFactorModel):
     ----------
     n_factors : int, default 100
         Latent dimensions.
-    n_epochs : int, default 20
-        Passes over the training ratings.
-    lr : float, default 0.005
-        SGD step size.
-    reg : float, default 0.02
+    n_epochs : int, default 100
+        Most passes over the training ratings (early stopping usually ends sooner).
+    lr : float, default 0.05
+        Step size (with AdaGrad, the initial one).
+    reg : float, default 0.05
         L2 regularisation of the factors.
-    init_std : float, default 0.1
-        Factors start as N(0, init_std^2).
+    init_std : float, default 0.01
+        Factors start as N(init_mean, init_std^2).
+    init_mean : float or None, default None
+        Centre of the initial factor entries. None: ``sqrt(mean rating / n_factors)``,
+        so that ``p_u . q_i`` starts near the mean rating (FunkSVD has no global mean to
+        start from; from 0 the factors first spend epochs learning it, and on a 1..10
+        scale they may never). 0 is Surprise's ``SVD(biased=False)``.
     random_state : None, int or numpy Generator
         Seeds initialisation and the per-epoch order: same seed, same model, bit for bit.
     dtype : {"float32", "float64"}, default "float32"
         Storage type of the factors.
-    patience : int or None, default None
-        With validation data, stop after this many epochs without a better validation
-        RMSE and keep the best epoch's factors.
+    patience : int or None, default 3
+        Early stopping. With validation data given to ``fit``: stop after this many
+        epochs without a better validation RMSE and keep the best epoch's factors.
+        Without: hold out ``validation_fraction`` of the training ratings (seeded by
+        ``random_state``), find the best epoch count on them the same way, then refit on
+        all the ratings for that many epochs. None: run all ``n_epochs``.
+    validation_fraction : float in [0, 1), default 0.05
+        The held-out slice for early stopping when ``fit`` gets no validation data;
+        0 turns that off (``patience`` then needs validation data).
     n_strata : int, default 8
         Users and items are dealt into this many strata for conflict-free parallel SGD
         (see :mod:`mfrec.kernels.sgd`); at most ``n_strata`` threads work at once. The
@@ -168,6 +198,11 @@ class FunkSVD(_SGDFactorModel):
         ``n_strata=1`` is classic serial SGD.
     n_threads : int or None, default None
         Threads to train with (None: all cores). Does not change the result.
+    optimizer : {"sgd", "adagrad"}, default "adagrad"
+        ``"sgd"``: a fixed step ``lr`` (Surprise's rule, reproduces its numbers).
+        ``"adagrad"``: LIBMF's adaptive step ``lr / sqrt(G)``, G the running sum of a
+        row's squared gradients (Chin et al. 2015; see :mod:`mfrec.kernels.sgd`); it
+        wants a larger ``lr`` (about 0.05-0.1).
 
     Attributes
     ----------
@@ -175,26 +210,43 @@ class FunkSVD(_SGDFactorModel):
     history_ : list of dict
         Per epoch: ``train_loss`` (regularised objective per rating), ``train_rmse``
         (of the predictions made during the pass, before each update), ``val_rmse``,
-        ``seconds``.
+        ``seconds``. After early stopping on a held-out slice, the refit's epochs, each
+        with the slice's RMSE at that epoch of the selection pass as ``val_rmse``.
+    validation_history_ : list of dict
+        Only after early stopping on a held-out slice: the selection pass's epochs, up
+        to where it stopped.
+    best_epoch_ : int
+        The epoch kept (the number of epochs run without early stopping).
     """
 
     name = "funk-svd"
     _use_bias = False
     _uses_global_mean = False
-    _constraints = _SGD_CONSTRAINTS
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        **_SGD_CONSTRAINTS,
+        "init_mean": Real(0, None, none_ok=True),
+    }
+
+    def _init_offset(self) -> float:
+        if self.init_mean is not None:
+            return float(self.init_mean)
+        return float(np.sqrt(max(self.global_mean_, 0.0) / self.n_factors))
 
     def __init__(
         self,
         n_factors: int = 100,
-        n_epochs: int = 20,
-        lr: float = 0.005,
-        reg: float = 0.02,
-        init_std: float = 0.1,
+        n_epochs: int = 100,
+        lr: float = 0.05,
+        reg: float = 0.05,
+        init_std: float = 0.01,
         random_state: Any = None,
         dtype: str = "float32",
-        patience: int | None = None,
+        patience: int | None = 3,
         n_strata: int = 8,
         n_threads: int | None = None,
+        optimizer: str = "adagrad",
+        validation_fraction: float = 0.05,
+        init_mean: float | None = None,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -206,31 +258,46 @@ class FunkSVD(_SGDFactorModel):
         self.patience = patience
         self.n_strata = n_strata
         self.n_threads = n_threads
+        self.optimizer = optimizer
+        self.validation_fraction = validation_fraction
+        self.init_mean = init_mean
 
 
 class BiasedMF(_SGDFactorModel):
     """Biased matrix factorization: ``r_hat = mu + b_u + b_i + p_u . q_i`` by SGD.
 
-    The model of Koren, Bell & Volinsky (2009) and of Surprise's ``SVD``; its defaults
-    are Surprise's, so the two can be compared like for like.
+    The model of Koren, Bell & Volinsky (2009) and of Surprise's ``SVD``. The defaults
+    (AdaGrad steps as LIBMF, a small initial scale, early stopping on a held-out slice)
+    were chosen on a panel of data sets (docs/defaults.md); Surprise's ``SVD`` is
+    ``BiasedMF(optimizer="sgd", lr=0.005, reg=0.02, init_std=0.1, n_epochs=20,
+    patience=None)``.
 
     Parameters
     ----------
     n_factors : int, default 100
-    n_epochs : int, default 20
-    lr : float, default 0.005
-        Step size of the factors (and of the biases unless ``lr_bias`` is set).
-    reg : float, default 0.02
+    n_epochs : int, default 100
+        Most passes over the training ratings (early stopping usually ends sooner).
+    lr : float, default 0.05
+        Step size of the factors (and of the biases unless ``lr_bias`` is set); with
+        AdaGrad, the initial one.
+    reg : float, default 0.1
         L2 regularisation of the factors (and of the biases unless ``reg_bias`` is set).
     lr_bias, reg_bias : float or None, default None
         Separate step size / regularisation for the biases.
-    init_std : float, default 0.1
+    init_std : float, default 0.01
     random_state : None, int or numpy Generator
     dtype : {"float32", "float64"}, default "float32"
-    patience : int or None, default None
-        Early stopping on validation RMSE (see :class:`FunkSVD`).
+    patience : int or None, default 3
+        Early stopping (see :class:`FunkSVD`): on the validation data given to ``fit``,
+        else on a held-out ``validation_fraction`` of the training ratings. None: run
+        all ``n_epochs``.
+    validation_fraction : float in [0, 1), default 0.05
+        See :class:`FunkSVD`.
     n_strata, n_threads : int
         Parallel schedule and threads (see :class:`FunkSVD`).
+    optimizer : {"sgd", "adagrad"}, default "adagrad"
+        Fixed or adaptive step sizes (see :class:`FunkSVD`); with ``"adagrad"`` each
+        bias has its own accumulator too.
 
     Attributes
     ----------
@@ -250,17 +317,19 @@ class BiasedMF(_SGDFactorModel):
     def __init__(
         self,
         n_factors: int = 100,
-        n_epochs: int = 20,
-        lr: float = 0.005,
-        reg: float = 0.02,
+        n_epochs: int = 100,
+        lr: float = 0.05,
+        reg: float = 0.1,
         lr_bias: float | None = None,
         reg_bias: float | None = None,
-        init_std: float = 0.1,
+        init_std: float = 0.01,
         random_state: Any = None,
         dtype: str = "float32",
-        patience: int | None = None,
+        patience: int | None = 3,
         n_strata: int = 8,
         n_threads: int | None = None,
+        optimizer: str = "adagrad",
+        validation_fraction: float = 0.05,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -274,6 +343,8 @@ class BiasedMF(_SGDFactorModel):
         self.patience = patience
         self.n_strata = n_strata
         self.n_threads = n_threads
+        self.optimizer = optimizer
+        self.validation_fraction = validation_fraction
 
     def _bias_settings(self) -> tuple[float, float]:
         lr_bias = self.lr if self.lr_bias is None else self.lr_bias
