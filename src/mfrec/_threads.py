@@ -1,4 +1,19 @@
-"""Thread control: numba's worker threads and the BLAS pool, never oversubscribed."""
+"""Thread control: numba's worker threads and the BLAS pool, never oversubscribed.
+
+Threads are a resource shared with other processes (house rule 11). Three rules keep a
+parallel fit from ever being much slower than a serial one:
+
+- **Work decides.** ``resolve_threads(None, work=...)`` gives a parallel region one
+  thread per :data:`MIN_WORK_PER_THREAD` units of work (about one multiply-add each),
+  so small problems run on one thread: waking a second thread costs more than it saves.
+- **Measure, then keep the faster.** An iterative fit left at the default thread count
+  times its epochs with all threads and with one (:class:`EpochThreads`) and keeps the
+  faster, probing the other now and then: on a busy machine it falls back to one thread
+  by itself. Results never depend on the thread count, so switching is free.
+- **Waiting threads sleep** (``OMP_WAIT_POLICY=PASSIVE``, see :mod:`mfrec.kernels`) and
+  the schedules hand out blocks and rows dynamically, so a descheduled thread delays only
+  the block it holds.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +25,10 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+#: Units of work (about one multiply-add each) a parallel region needs per thread before
+#: another thread pays for itself; below 2x this, one thread runs it (bench/contention.py).
+MIN_WORK_PER_THREAD = 1_000_000
+
 
 def available_threads() -> int:
     """Threads numba may use here (``NUMBA_NUM_THREADS``, else the usable cores)."""
@@ -18,26 +37,104 @@ def available_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
-def resolve_threads(n_threads: int | None) -> int:
-    """``None`` -> every available thread; an int is capped at what numba has."""
+def resolve_threads(n_threads: int | None, work: float | None = None) -> int:
+    """The thread count to run with.
+
+    ``None`` -> every available thread, or, given the ``work`` of one parallel region
+    (about one multiply-add per unit), one thread per :data:`MIN_WORK_PER_THREAD` of it
+    (at least one); an int is capped at what numba has and never reduced by ``work``.
+    """
     limit = available_threads()
     if n_threads is None:
-        return limit
+        if work is None:
+            return limit
+        return max(1, min(limit, int(work // MIN_WORK_PER_THREAD)))
     return max(1, min(int(n_threads), limit))
 
 
+def is_automatic(n_threads: int | None) -> bool:
+    """Whether the thread count was left to mfrec (so it may adapt it while fitting)."""
+    return n_threads is None and not os.environ.get("MFREC_THREADS")
+
+
 @contextlib.contextmanager
-def numba_threads(n_threads: int | None) -> Iterator[int]:
-    """Run numba parallel kernels on ``n_threads`` threads inside the block."""
+def numba_threads(n_threads: int | None, work: float | None = None) -> Iterator[int]:
+    """Run numba parallel kernels on ``resolve_threads(n_threads, work)`` threads
+    inside the block."""
     import numba
 
-    n = resolve_threads(n_threads)
+    import mfrec.kernels  # noqa: F401  (sets the OpenMP wait policy before threads start)
+
+    n = resolve_threads(n_threads, work)
     previous = numba.get_num_threads()
     numba.set_num_threads(n)
     try:
         yield n
     finally:
         numba.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def threads_for_work(work: float) -> Iterator[int]:
+    """Inside the block, numba runs on no more threads than ``work`` merits
+    (:func:`resolve_threads`) nor than the caller allowed (an enclosing
+    :func:`numba_threads`, or an adaptive fit that chose one thread)."""
+    import numba
+
+    import mfrec.kernels  # noqa: F401  (the OpenMP wait policy, before threads start)
+
+    previous = numba.get_num_threads()
+    n = min(previous, resolve_threads(None, work))
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(previous)
+
+
+class EpochThreads:
+    """Picks the thread count of each epoch of an iterative fit: ``n`` threads or one,
+    whichever measured faster per epoch.
+
+    Epoch 1 runs on ``n`` threads (its time includes first-call costs, so it is not
+    used), epoch 2 on one thread and epoch 3 on ``n``; from then on the faster of the
+    two latest measurements runs, and every ``probe_every`` epochs the other one runs
+    once to refresh its measurement -- the machine's load changes while a fit runs.
+    With ``adaptive=False`` (a thread count the user chose) or ``n == 1`` it always
+    answers ``n``. Results never depend on the thread count, so nothing but speed
+    changes.
+    """
+
+    def __init__(self, n: int, adaptive: bool = True, probe_every: int = 8) -> None:
+        self.n = max(1, int(n))
+        self.adaptive = adaptive and self.n > 1
+        self.probe_every = probe_every
+        self.seconds: dict[int, float] = {}
+        self._epoch = 0
+
+    def next(self) -> int:
+        """The thread count for the next epoch."""
+        self._epoch += 1
+        e = self._epoch
+        if not self.adaptive or e == 1 or e == 3:
+            return self.n
+        if e == 2:
+            return 1
+        best = self.best()
+        other = 1 if best == self.n else self.n
+        return other if (e - 3) % self.probe_every == 0 else best
+
+    def best(self) -> int:
+        """The faster of ``n`` and one thread by the latest measurements (``n`` until
+        both are measured)."""
+        if 1 in self.seconds and self.n in self.seconds:
+            return 1 if self.seconds[1] < self.seconds[self.n] else self.n
+        return self.n
+
+    def record(self, threads: int, seconds: float) -> None:
+        """The time of the epoch just run on ``threads`` threads (compiles excluded)."""
+        if self.adaptive and self._epoch > 1:
+            self.seconds[threads] = seconds
 
 
 _blas_controller: Any = None

@@ -71,7 +71,8 @@ class _SGDFactorModel(FactorModel):
                 penalty += reg_bias * (user_counts @ (bu * bu) + item_counts @ (bi * bi))
             return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
 
-        with numba_threads(self.n_threads):
+        # A parallel region is one sub-epoch: n / n_strata ratings of k factors.
+        with numba_threads(self.n_threads, work=n * k / self.n_strata):
             self._run_epochs(self.n_epochs, epoch, validation, callback, self.patience)
 
 
