@@ -9,9 +9,10 @@ that one-off cost visible and keeps it out of timings:
   adds up the wall time spent compiling (cache loads are not compiles). ``fit`` runs
   inside it and reports ``fit_seconds_`` without that time, and ``compile_seconds_``
   beside it; each epoch's ``seconds`` leaves it out too.
-- The first compile inside a watch logs ``compiling kernels once (about N s)`` on the
-  ``mfrec.compile`` logger, then one line per kernel compiled; the CLI prints these on a
-  terminal. The library itself never prints.
+- The first compile of a process logs ``compiling kernels once (about N s)`` on the
+  ``mfrec.compile`` logger, then one line per kernel compiled (a listener in
+  :mod:`mfrec.kernels`, so every code path is covered); a watch sets N from the model
+  being fitted. The CLI prints these lines on a terminal; the library never prints.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class CompileWatch:
     kernels: list[str] = field(default_factory=list)
     _depth: int = 0
     _started: float = 0.0
-    _announced: bool = False
 
 
 _local = threading.local()
@@ -74,15 +74,6 @@ def _make_listener(watch: CompileWatch, thread_id: int) -> Any:
             if watch._depth > 1:
                 return
             watch._started = time.perf_counter()
-            name = _kernel_name(ev.data)
-            if not watch._announced:
-                watch._announced = True
-                about = TYPICAL_SECONDS.get(watch.label, _DEFAULT_SECONDS)
-                logger.info(
-                    "compiling kernels once (about %.0f s); later runs load them from the cache",
-                    about,
-                )
-            logger.info("compiling %s ...", name)
 
         def on_end(self, ev: Any) -> None:
             if threading.get_ident() != thread_id or watch._depth == 0:
@@ -104,9 +95,15 @@ def watch_compiles(label: str = "") -> Iterator[CompileWatch]:
     ``label`` names what runs (a model's ``name``) for the first-run estimate. Cheap when
     nothing compiles: numba calls the listener only on a cache miss.
     """
+    from numba.core import event
+
+    import mfrec.kernels as kernels  # its listener announces compiles; we count them
+
     watch = CompileWatch(label)
     outer = getattr(_local, "watch", None)
-    from numba.core import event
+    hint = kernels.HINT_SECONDS
+    if label:
+        kernels.HINT_SECONDS = TYPICAL_SECONDS.get(label, _DEFAULT_SECONDS)
 
     listener = _make_listener(watch, threading.get_ident())
     _local.watch = watch
@@ -115,9 +112,7 @@ def watch_compiles(label: str = "") -> Iterator[CompileWatch]:
             yield watch
     finally:
         _local.watch = outer
-        if outer is not None:  # an enclosing watch sees the inner compiles too
-            outer.seconds += watch.seconds
-            outer.kernels.extend(watch.kernels)
+        kernels.HINT_SECONDS = hint
         if watch.kernels:
             logger.info(
                 "compiled %d kernel(s) in %.1f s (cached for later runs)",

@@ -92,37 +92,58 @@ def threads_for_work(work: float) -> Iterator[int]:
         numba.set_num_threads(previous)
 
 
+def other_runnable() -> int | None:
+    """Threads of other processes ready to run right now (``/proc/loadavg``; this
+    process's main thread excluded, its sleeping workers not counted), or None where
+    the system does not say."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - 1)
+
+
 class EpochThreads:
     """Picks the thread count of each epoch of an iterative fit: ``n`` threads or one,
-    whichever measured faster per epoch.
+    whichever measured faster per epoch (a measured parallel efficiency).
 
-    Epoch 1 runs on ``n`` threads (its time includes first-call costs, so it is not
-    used), epoch 2 on one thread and epoch 3 on ``n``; from then on the faster of the
-    two latest measurements runs, and every ``probe_every`` epochs the other one runs
-    once to refresh its measurement -- the machine's load changes while a fit runs.
-    With ``adaptive=False`` (a thread count the user chose) or ``n == 1`` it always
-    answers ``n``. Results never depend on the thread count, so nothing but speed
-    changes.
+    While the machine looks quiet (no other runnable thread) and no measurement says
+    otherwise, every epoch runs on ``n`` threads. Once it is busy, the epochs measure
+    one thread and ``n`` threads (each epoch's time, compiles excluded; the first epoch's
+    first-call costs are not used) and then run the faster, probing the other again
+    after 4, 8, 16, ... up to 32 epochs (back to 4 when a probe changes the answer):
+    the load changes while a fit runs. With ``adaptive=False`` (a thread count the user
+    chose) or ``n == 1`` it always answers ``n``. Results never depend on the thread
+    count, so only speed changes.
     """
 
-    def __init__(self, n: int, adaptive: bool = True, probe_every: int = 8) -> None:
+    def __init__(self, n: int, adaptive: bool = True, max_interval: int = 32) -> None:
         self.n = max(1, int(n))
         self.adaptive = adaptive and self.n > 1
-        self.probe_every = probe_every
+        self.max_interval = max_interval
         self.seconds: dict[int, float] = {}
         self._epoch = 0
+        self._interval = 4
+        self._next_probe = 0
+        self._probe_of: int | None = None  # the best before the probe running now
 
     def next(self) -> int:
         """The thread count for the next epoch."""
         self._epoch += 1
-        e = self._epoch
-        if not self.adaptive or e == 1 or e == 3:
+        self._probe_of = None
+        if not self.adaptive or self._epoch == 1:
             return self.n
-        if e == 2:
-            return 1
         best = self.best()
-        other = 1 if best == self.n else self.n
-        return other if (e - 3) % self.probe_every == 0 else best
+        if best == self.n and 1 not in self.seconds and other_runnable() == 0:
+            return self.n  # quiet: nothing to learn from a one-thread epoch
+        for threads in (1, self.n):
+            if threads not in self.seconds:
+                return threads
+        if self._epoch >= self._next_probe:
+            self._probe_of = best
+            return 1 if best == self.n else self.n
+        return best
 
     def best(self) -> int:
         """The faster of ``n`` and one thread by the latest measurements (``n`` until
@@ -133,8 +154,15 @@ class EpochThreads:
 
     def record(self, threads: int, seconds: float) -> None:
         """The time of the epoch just run on ``threads`` threads (compiles excluded)."""
-        if self.adaptive and self._epoch > 1:
-            self.seconds[threads] = seconds
+        if not self.adaptive or self._epoch == 1:
+            return
+        self.seconds[threads] = seconds
+        if self._probe_of is not None:
+            changed = self.best() != self._probe_of
+            self._interval = 4 if changed else min(2 * self._interval, self.max_interval)
+        measured = 1 in self.seconds and self.n in self.seconds
+        if measured and (self._probe_of is not None or self._next_probe == 0):
+            self._next_probe = self._epoch + self._interval
 
 
 _blas_controller: Any = None

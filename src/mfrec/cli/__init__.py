@@ -20,7 +20,7 @@ from mfrec.cli import evaluate as _evaluate
 from mfrec.cli import info as _info
 from mfrec.cli import recommend as _recommend
 from mfrec.cli import train as _train
-from mfrec.cli._common import CliError
+from mfrec.cli._common import CliError, _show_compile_progress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +36,8 @@ def main(verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if sys.stderr.isatty() and not verbose:
+        _show_compile_progress()
 
 
 for _command in (

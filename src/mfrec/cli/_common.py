@@ -53,6 +53,25 @@ def _user_errors() -> Iterator[None]:
         raise CliError(exc.args[0] if exc.args else str(exc)) from None
 
 
+class _CompileNotes(logging.Handler):
+    """Prints the library's first-run compile notes (:mod:`mfrec._compile`) above any
+    progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"mfrec: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_compile_progress() -> None:
+    """On a terminal, say when kernels are being compiled once, and which."""
+    notes = logging.getLogger("mfrec.compile")
+    if not any(isinstance(h, _CompileNotes) for h in notes.handlers):
+        notes.addHandler(_CompileNotes(logging.INFO))
+    notes.setLevel(logging.INFO)
+    notes.propagate = False
+
+
 def _progress_enabled(json_output: bool) -> bool:
     return not json_output and sys.stderr.isatty()
 
