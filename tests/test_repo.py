@@ -18,7 +18,10 @@ def test_ruff_is_clean(command):
     if not Path(ruff).exists():
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
     result = subprocess.run(
-        [ruff, *command, "src", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+        [ruff, *command, "src", "tests", "bench", "examples"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -37,24 +37,49 @@ def available_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
+ENV_THREADS = "MFREC_THREADS"
+
+
+def env_threads() -> int | None:
+    """The ``MFREC_THREADS`` cap (a positive int), or None when it is unset or empty."""
+    text = os.environ.get(ENV_THREADS, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        from mfrec.exceptions import ParameterError
+
+        raise ParameterError(
+            f"{ENV_THREADS} must be a positive whole number of threads, got {text!r}; "
+            f"set it to e.g. 1 or 2, or unset it to use every core"
+        )
+    return value
+
+
 def resolve_threads(n_threads: int | None, work: float | None = None) -> int:
     """The thread count to run with.
 
-    ``None`` -> every available thread, or, given the ``work`` of one parallel region
-    (about one multiply-add per unit), one thread per :data:`MIN_WORK_PER_THREAD` of it
-    (at least one); an int is capped at what numba has and never reduced by ``work``.
+    ``None`` -> every available thread, capped by ``MFREC_THREADS`` when it is set, and,
+    given the ``work`` of one parallel region (about one multiply-add per unit), by one
+    thread per :data:`MIN_WORK_PER_THREAD` of it (at least one); an int is capped at
+    what numba has and never reduced by ``work``.
     """
     limit = available_threads()
     if n_threads is None:
+        cap = env_threads()
+        n = limit if cap is None else min(cap, limit)
         if work is None:
-            return limit
-        return max(1, min(limit, int(work // MIN_WORK_PER_THREAD)))
+            return n
+        return max(1, min(n, int(work // MIN_WORK_PER_THREAD)))
     return max(1, min(int(n_threads), limit))
 
 
 def is_automatic(n_threads: int | None) -> bool:
     """Whether the thread count was left to mfrec (so it may adapt it while fitting)."""
-    return n_threads is None and not os.environ.get("MFREC_THREADS")
+    return n_threads is None and not os.environ.get(ENV_THREADS, "").strip()
 
 
 @contextlib.contextmanager

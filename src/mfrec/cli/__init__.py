@@ -18,9 +18,11 @@ import click
 from mfrec.cli import demo as _demo
 from mfrec.cli import evaluate as _evaluate
 from mfrec.cli import info as _info
+from mfrec.cli import predict as _predict
 from mfrec.cli import recommend as _recommend
+from mfrec.cli import serve as _serve
 from mfrec.cli import train as _train
-from mfrec.cli._common import CliError, _show_compile_progress
+from mfrec.cli._common import CliError, _check_env_threads, _show_compile_progress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,11 +33,14 @@ def main(verbose: int) -> None:
 
     Train rating-prediction models on MovieLens or your own ratings, evaluate them on
     fair splits, and recommend top-N items. Start with `mfrec demo`.
+
+    Every command takes --threads N (or set MFREC_THREADS=N) to cap the threads it uses.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    _check_env_threads()
     if sys.stderr.isatty() and not verbose:
         _show_compile_progress()
 
@@ -49,7 +54,10 @@ for _command in (
     _train.update,
     _recommend.recommend,
     _recommend.similar,
+    _predict.predict,
     _demo.demo,
+    _serve.serve,
+    _serve.retrain,
 ):
     main.add_command(_command)
 

@@ -3,10 +3,14 @@ progress bars and output."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import logging
 import math
+import os
+import re
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +50,7 @@ def _user_errors() -> Iterator[None]:
         DivergenceError,
         DatasetNotFoundError,
     ) as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(_cli_advice(str(exc))) from None
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from None
     except KeyError as exc:
@@ -72,15 +76,55 @@ def _show_compile_progress() -> None:
     notes.propagate = False
 
 
+# The library's errors advise Python keywords (``header=False``, ``sep=``,
+# ``duplicates='last'``, ``columns='user,item,rating'``); on the command line each
+# becomes its flag here, in one place, so that no library message needs to know the CLI.
+_KEYWORD_ADVICE = re.compile(
+    r"(?<![\w.-])(header|sep|columns|duplicates|scale)="
+    r"(\{[^{}]*\}|'[^']*'|\"[^\"]*\"|\([^()]*\)|True|False|None)?"
+)
+
+
+def _cli_advice(message: str) -> str:
+    """``message`` with every Python keyword the CLI has a flag for written as that flag."""
+    return _KEYWORD_ADVICE.sub(_as_flag, message)
+
+
+def _as_flag(match: re.Match[str]) -> str:
+    name, text = match.group(1), match.group(2)
+    if name == "header":
+        return {"True": "--header", "False": "--no-header"}.get(text or "", "--header/--no-header")
+    flag = f"--{name}"
+    if not text:
+        return flag
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return f"{flag} {text}"
+    if name == "sep":
+        return f"{flag} {text}"  # the Python literal reads as the shell argument: ',' '\t'
+    if isinstance(value, dict):
+        value = ",".join(f"{role}={column}" for role, column in value.items())
+    elif isinstance(value, tuple | list):
+        value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return f"{flag} {shlex.quote(str(value))}"
+
+
 def _progress_enabled(json_output: bool) -> bool:
     return not json_output and sys.stderr.isatty()
 
 
-def _bar(total: int | None, desc: str, enabled: bool, unit: str = "it"):
+def _bar(total: int | None, desc: str, enabled: bool, unit: str = "it", position: int = 0):
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=total, desc=desc, unit=unit, disable=not enabled, leave=False, file=sys.stderr
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not enabled,
+        leave=False,
+        file=sys.stderr,
+        position=position,
     )
 
 
@@ -165,11 +209,40 @@ def _load_data(
         return read_ratings(
             path,
             sep=_unescape(sep),
-            columns=columns,
+            columns=_parse_columns(columns),
+            header=_header_choice(),
             scale=_parse_scale(scale),
             duplicates=duplicates,
             name=path.name,
         )
+
+
+def _parse_columns(columns: str | None) -> str | dict[str, str] | None:
+    """--columns: roles in order (``user,item,rating,_``) or header names by role
+    (``user=userId,item=movieId,rating=rating``)."""
+    if columns is None or "=" not in columns:
+        return columns
+    named: dict[str, str] = {}
+    for part in columns.split(","):
+        role, _, column = part.partition("=")
+        if not role.strip() or not column.strip():
+            raise CliError(
+                f"--columns expects ROLE=HEADER_NAME pairs (e.g. user=userId,item=movieId,"
+                f"rating=rating) or roles in order (e.g. user,item,rating,_), got {columns!r}"
+            )
+        named[role.strip()] = column.strip()
+    return named
+
+
+def _remember_header(ctx: click.Context, _param: click.Parameter, value: bool | None) -> None:
+    ctx.meta["mfrec_header"] = value
+
+
+def _header_choice() -> bool | str:
+    """The command's --header/--no-header, or "infer" when neither was given."""
+    ctx = click.get_current_context(silent=True)
+    value = ctx.meta.get("mfrec_header") if ctx is not None else None
+    return "infer" if value is None else value
 
 
 def _unescape(sep: str | None) -> str | None:
@@ -211,6 +284,14 @@ def _json_default(value: Any) -> Any:
 
 def _data_options(func):
     func = click.option(
+        "--header/--no-header",
+        default=None,
+        expose_value=False,
+        callback=_remember_header,
+        help="Whether the file's first line is a header (default: detected -- it is when "
+        "its rating field is not a number).",
+    )(func)
+    func = click.option(
         "--duplicates",
         type=click.Choice(["error", "last", "mean"]),
         default="error",
@@ -223,7 +304,8 @@ def _data_options(func):
     func = click.option(
         "--columns",
         help="Role of each file column in order, e.g. user,item,rating,timestamp "
-        "('_' skips a column).",
+        "('_' skips a column), or header names by role, e.g. "
+        "user=userId,item=movieId,rating=rating.",
     )(func)
     func = click.option(
         "--sep", help="Field separator of a file (default: detected), e.g. ',' '\\t' '::'."
@@ -288,23 +370,35 @@ def _parse_threshold(text: str | None, implicit_threshold: float | None) -> floa
         raise CliError(f"--relevance-threshold expects a number or 'none', got {text!r}") from None
 
 
-def _entries(model: Any, item_ids: Any, scores: Any) -> list[dict[str, Any]]:
+def _entries(model: Any, item_ids: Any, scores: Any, ratings: bool = True) -> list[dict[str, Any]]:
+    """JSON-ready top-N rows: the raw ``score`` (what ranks), and with ``ratings`` for a
+    model that predicts ratings also ``rating``, the score clipped to the rating scale."""
     titles = model.item_titles_
+    with_rating = ratings and getattr(model, "predicts_ratings", True)
     out = []
     for item, score in zip(item_ids, scores, strict=True):
         if not math.isfinite(float(score)):
             continue
         entry = {"item": item.item() if hasattr(item, "item") else item, "score": float(score)}
+        if with_rating:
+            entry["rating"] = _clipped(model, float(score))
         if titles is not None:
             entry["title"] = titles[model.items_.lookup([item])[0]]
         out.append(entry)
     return out
 
 
-def _echo_entries(entries: list[dict[str, Any]]) -> None:
+def _echo_entries(entries: list[dict[str, Any]], label: str = "score") -> None:
+    """Rank, item, score (named by ``label``) and title, under a header line."""
+    if not entries:
+        click.echo("  (nothing to recommend)")
+        return
+    width = max(10, *(len(str(e["item"])) for e in entries))
+    title = "  title" if any("title" in e for e in entries) else ""
+    click.echo(f"  {'rank':>4}  {'item':<{width}} {label:>8}{title}")
     for rank, item in enumerate(entries, 1):
-        title = f"  {item['title']}" if "title" in item else ""
-        click.echo(f"  {rank:>3}. {item['item']!s:<10} {item['score']:.3f}{title}")
+        shown = f"  {item['title']}" if "title" in item else ""
+        click.echo(f"  {rank:>4}  {item['item']!s:<{width}} {item['score']:>8.3f}{shown}")
 
 
 def _pairs(params: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -315,3 +409,117 @@ def _pairs(params: tuple[str, ...]) -> list[tuple[str, str]]:
 
 def _show(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+# -- threads --------------------------------------------------------------------------
+def _set_threads(ctx: click.Context, _param: click.Parameter, value: int | None) -> int | None:
+    """--threads N caps the threads of the command: it sets MFREC_THREADS, which the
+    library reads wherever a model's n_threads is None, until the command ends."""
+    if value is not None:
+        from mfrec._threads import ENV_THREADS
+
+        previous = os.environ.get(ENV_THREADS)
+        os.environ[ENV_THREADS] = str(value)
+
+        def restore() -> None:  # for callers that run commands in-process (tests)
+            if previous is None:
+                os.environ.pop(ENV_THREADS, None)
+            else:
+                os.environ[ENV_THREADS] = previous
+
+        ctx.call_on_close(restore)
+    return value
+
+
+THREADS_HELP = (
+    "Threads for numba's kernels (sets MFREC_THREADS for this run; a model's n_threads "
+    "param wins). Default: MFREC_THREADS, else every core."
+)
+
+
+def _threads_option(func=None, *, expose: bool = False):
+    """The --threads option every command has (``expose``: also pass it as n_threads)."""
+
+    def decorate(f):
+        return click.option(
+            "--threads",
+            "n_threads",
+            type=click.IntRange(min=1),
+            default=None,
+            expose_value=expose,
+            is_eager=True,
+            callback=_set_threads,
+            help=THREADS_HELP,
+        )(f)
+
+    return decorate if func is None else decorate(func)
+
+
+def _check_env_threads() -> None:
+    """A bad MFREC_THREADS is refused before any work, with the fix."""
+    from mfrec._threads import env_threads
+    from mfrec.exceptions import ParameterError
+
+    try:
+        env_threads()
+    except ParameterError as exc:
+        raise CliError(str(exc)) from None
+
+
+# -- seeds ----------------------------------------------------------------------------
+def _resolve_seed(seed: int | None) -> int:
+    """``seed``, or a fresh one drawn from the OS when none was given -- printed by the
+    command so that the run can be repeated with --seed."""
+    if seed is not None:
+        return seed
+    import secrets
+
+    return secrets.randbelow(2**31 - 1)
+
+
+# -- progress inside a fit ------------------------------------------------------------
+def _n_steps(model: Any) -> int | None:
+    """Epochs (or Gibbs sweeps) one fit of ``model`` runs, for a progress bar."""
+    if hasattr(model, "n_samples") and hasattr(model, "burn_in"):
+        return int(model.burn_in) + int(model.n_samples)
+    epochs = getattr(model, "n_epochs", None)
+    return int(epochs) if isinstance(epochs, int) else None
+
+
+def _step_unit(model: Any) -> str:
+    return "sample" if hasattr(model, "n_samples") else "epoch"
+
+
+@contextlib.contextmanager
+def _fit_progress(model: Any, enabled: bool, desc: str, position: int = 0):
+    """``(callback, bar)``: a bar of the epochs (Gibbs samples for BayesianMF) inside a
+    fit and the fit callback that advances it; ``bar.reset()`` starts it again for the
+    next fit. Shown only when ``enabled`` (a terminal, no --json) and the model has
+    epochs."""
+    total = _n_steps(model)
+    with _bar(
+        total, desc, enabled and total is not None, unit=_step_unit(model), position=position
+    ) as bar:
+        yield _epoch_callback(bar), bar
+
+
+# -- scores ---------------------------------------------------------------------------
+def _score_note(model: Any, scores: Any) -> str | None:
+    """What the printed scores are, when a reader could take them for ratings."""
+    if not getattr(model, "predicts_ratings", True):
+        return f"scores are {model.name} preference scores (about 0 to 1, for ranking), not ratings"
+    low, high = (float(v) for v in model.rating_scale_)
+    values = [float(v) for v in scores if math.isfinite(float(v))]
+    outside = sum(v > high or v < low for v in values)
+    if not outside:
+        return None
+    return (
+        f"scores rank the items: predicted ratings before clipping; {outside} of "
+        f"{len(values)} lie outside the rating scale {low:g}..{high:g} (a predicted rating "
+        "is clipped to the scale: see 'rating' in --json, or `mfrec predict`)"
+    )
+
+
+def _clipped(model: Any, score: float) -> float:
+    low, high = (float(v) for v in model.rating_scale_)
+    return min(max(score, low), high)

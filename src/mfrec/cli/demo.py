@@ -8,12 +8,15 @@ import click
 
 from mfrec.cli._common import (
     CliError,
-    _bar,
     _build_model,
-    _epoch_callback,
+    _echo_entries,
+    _entries,
+    _fit_progress,
     _pairs,
     _progress_enabled,
+    _score_note,
     _show,
+    _threads_option,
     _user_errors,
 )
 
@@ -42,6 +45,7 @@ from mfrec.cli._common import (
     show_default=True,
     help="Folder for the plots.",
 )
+@_threads_option
 def demo(model_name, params, preset_name, seed, out_dir) -> None:
     """The main job, end to end: train on ML-100K (or synthetic data), compare with
     baselines, recommend, and plot."""
@@ -96,12 +100,8 @@ def demo(model_name, params, preset_name, seed, out_dir) -> None:
                 (model_name, model),
             ):
                 if candidate is model:
-                    with _bar(
-                        getattr(model, "n_epochs", None), f"training {model_name}", enabled, "epoch"
-                    ) as bar:
-                        candidate.fit(
-                            fold.train, validation=fold.test, callback=_epoch_callback(bar)
-                        )
+                    with _fit_progress(model, enabled, f"training {model_name}") as (callback, _):
+                        candidate.fit(fold.train, validation=fold.test, callback=callback)
                 else:
                     candidate.fit(fold.train)
                 predicted = candidate.predict_ratings(fold.test, clip=True)
@@ -123,10 +123,10 @@ def demo(model_name, params, preset_name, seed, out_dir) -> None:
     user = model.users_.ids[0]
     recs = model.recommend(user, n=10)
     click.echo(f"\nTop 10 for user {user} (items they rated in training excluded):")
-    titles = model.item_titles_
-    for rank, (item, score) in enumerate(zip(recs.item_ids, recs.scores, strict=True), 1):
-        title = titles[model.items_.lookup([item])[0]] if titles is not None else ""
-        click.echo(f"  {rank:>2}. {score:5.2f}  {item!s:<6} {title}")
+    _echo_entries(_entries(model, recs.item_ids, recs.scores))
+    note = _score_note(model, recs.scores)
+    if note:
+        click.echo(f"  note: {note}")
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

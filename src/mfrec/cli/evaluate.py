@@ -12,15 +12,22 @@ from mfrec.cli._common import (
     _build_model,
     _data_options,
     _echo_json,
+    _fit_progress,
     _fmt,
     _load_data,
     _model_options,
+    _n_steps,
     _pairs,
     _parse_threshold,
     _progress_enabled,
+    _resolve_seed,
+    _set_threads,
     _show,
+    _threads_option,
     _user_errors,
 )
+
+RANKING_DEFAULT = "ndcg@10,precision@10,recall@10,map@10"
 
 
 @click.command()
@@ -37,11 +44,11 @@ from mfrec.cli._common import (
 @click.option(
     "--metrics",
     "metrics_text",
-    default="rmse,mae",
-    show_default=True,
+    default=None,
     help="Comma-separated: rmse, mae, mse and ranking metrics precision@K, recall@K, "
     "ndcg@K, map@K, hit@K, coverage@K, mrr@K, mrr (full ranking). Ranking ranks every item "
-    "the user did not rate in training.",
+    f"the user did not rate in training. Default: rmse,mae; {RANKING_DEFAULT} for a model "
+    "of implicit feedback (implicit-als), whose scores are not ratings.",
 )
 @click.option(
     "--relevance-threshold",
@@ -60,6 +67,7 @@ from mfrec.cli._common import (
     "(strength 1), lower ones are dropped.",
 )
 @_data_options
+@_threads_option
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON object (folds, mean).")
 def evaluate(
     data,
@@ -77,18 +85,40 @@ def evaluate(
     json_output,
 ) -> None:
     """Cross-validate a model: per-fold and mean metrics (RMSE and MAE by default; ranking
-    metrics with --metrics) and fit seconds."""
+    metrics with --metrics, and by default for implicit-als) and fit seconds.
+
+    Without --seed a seed is drawn and printed (and in --json), so that any run can be
+    repeated exactly with --seed."""
     from mfrec.data.split import parse_split
     from mfrec.evaluation.ranking import parse_metrics
     from mfrec.evaluation.validate import cross_validate
 
-    try:
-        specs = parse_metrics(metrics_text)
-    except ValueError as exc:
-        raise CliError(f"--metrics: {exc}") from None
-    threshold = _parse_threshold(relevance_text, implicit_threshold)
+    given_seed, seed = seed, _resolve_seed(seed)
     enabled = _progress_enabled(json_output)
     model = _build_model(model_name, params, seed)
+    notes = []
+    if not model.predicts_ratings and metrics_text is None:
+        metrics_text = RANKING_DEFAULT
+        hint = (
+            ""
+            if implicit_threshold is not None
+            else "; --implicit T first turns ratings >= T into interactions (e.g. --implicit 4)"
+        )
+        notes.append(
+            f"{model_name} scores preferences, not ratings, so it is evaluated by ranking "
+            f"metrics ({metrics_text}){hint}"
+        )
+    try:
+        specs = parse_metrics(metrics_text or "rmse,mae")
+    except ValueError as exc:
+        raise CliError(f"--metrics: {exc}") from None
+    if not model.predicts_ratings and any(not s.is_ranking for s in specs):
+        notes.append(
+            f"{model_name} predicts preference scores (about 0 to 1), not ratings: its "
+            "RMSE/MAE against ratings are not meaningful; score it with ranking metrics, e.g. "
+            f"--implicit 4 --metrics {RANKING_DEFAULT}"
+        )
+    threshold = _parse_threshold(relevance_text, implicit_threshold)
     ratings = _load_data(data, sep, columns, scale, duplicates, enabled)
     names = [str(s) for s in specs]
     with _user_errors():
@@ -97,33 +127,46 @@ def evaluate(
 
             ratings = to_implicit(ratings, implicit_threshold)
         try:
-            folds = parse_split(split_spec, ratings, random_state=seed if seed is not None else 0)
+            folds = parse_split(split_spec, ratings, random_state=seed)
         except ValueError as exc:
             raise CliError(str(exc)) from None
-        with _bar(len(folds), f"{model_name} folds", enabled, unit="fold") as bar:
+        with (
+            _bar(len(folds), f"{model_name} folds", enabled, unit="fold") as bar,
+            _fit_progress(model, enabled, "fit", position=1) as (callback, fit_bar),
+        ):
 
             def on_fold(result: dict[str, Any]) -> None:
                 bar.update(1)
+                fit_bar.reset()
                 if enabled:
                     shown = "  ".join(f"{n} {_fmt(result[n])}" for n in names)
                     bar.write(f"  {result['fold']}: {shown}  fit {result['fit_seconds']:.2f}s")
 
             report = cross_validate(
-                model, folds, specs, relevance_threshold=threshold, on_fold=on_fold
+                model,
+                folds,
+                specs,
+                relevance_threshold=threshold,
+                on_fold=on_fold,
+                callback=callback,
             )
     report = {
         "data": str(ratings.name or data),
         "model": model_name,
         "params": model.get_params(),
+        "seed": seed,
         "split": split_spec,
         "metrics": names,
+        "notes": notes,
         **({"relevance_threshold": threshold} if any(s.is_ranking for s in specs) else {}),
         **report,
     }
     if json_output:
         _echo_json(report)
         return
-    click.echo(f"{model!r} on {ratings!r}, split {split_spec}")
+    click.echo(f"{model!r} on {ratings!r}, split {split_spec}, seed {seed}")
+    for note in notes:
+        click.echo(f"note: {note}")
     widths = [max(9, len(n) + 2) for n in names]
     header = "".join(
         f"{n.upper() if n in ('rmse', 'mae', 'mse') else n:>{w}}"
@@ -144,6 +187,8 @@ def evaluate(
             f"{u['n_users_no_relevant']:,} excluded (no relevant item: {rule}); training "
             "items excluded from the candidates"
         )
+    if given_seed is None:
+        click.echo(f"seed {seed} was drawn for this run; repeat it with --seed {seed}")
 
 
 @click.command()
@@ -187,8 +232,10 @@ def evaluate(
     "n_threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Threads per fit (numba and BLAS); configurations run one after another. "
-    "Default: all cores.",
+    is_eager=True,
+    callback=_set_threads,
+    help="Threads per fit (numba and BLAS; sets MFREC_THREADS for this run); "
+    "configurations run one after another. Default: MFREC_THREADS, else all cores.",
 )
 @click.option(
     "--out",
@@ -265,11 +312,23 @@ def tune(
                 )
             searched, test = parts[0].train, parts[0].test
         total = len(configs) * folds
-        with _bar(total, f"tuning {model_name}", enabled, unit="fit") as bar:
+        with (
+            _bar(total, f"tuning {model_name}", enabled, unit="fit") as bar,
+            _fit_progress(base, enabled, "fit", position=1) as (callback, fit_bar),
+        ):
+
+            def steps(index: int) -> int | None:
+                """Epochs of one fit of configuration ``index`` (its own n_epochs...)."""
+                if index >= len(configs):
+                    return None
+                return _n_steps(type(base)(**{**base.get_params(), **configs[index]}))
+
+            fit_bar.reset(total=steps(0))
 
             def on_fold(index: int, fold: int, _result: dict[str, Any]) -> None:
                 bar.set_description(f"config {index + 1}/{len(configs)}")
                 bar.update(1)
+                fit_bar.reset(total=steps(index if fold + 1 < folds else index + 1))
 
             def on_config(result) -> None:
                 if enabled:
@@ -291,6 +350,7 @@ def tune(
                 method=method,
                 on_fold=on_fold,
                 on_config=on_config,
+                callback=callback,
             )
         best = result.best_params
         report: dict[str, Any] = {

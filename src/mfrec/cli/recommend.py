@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,13 +14,26 @@ from mfrec.cli._common import (
     _echo_json,
     _entries,
     _progress_enabled,
+    _score_note,
+    _threads_option,
     _user_errors,
+)
+
+USAGE = (
+    "say whom to recommend for: --user ID (one or more), --all-users --out recs.parquet, "
+    "or --ratings FILE (a new user's item,rating rows, folded in without retraining)"
 )
 
 
 @click.command()
 @click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--user", "user_ids", multiple=True, help="User id; repeat for several.")
+@click.option(
+    "--user",
+    "user_ids",
+    multiple=True,
+    help="User id; repeat for several. With --ratings, the one user of a "
+    "user,item,rating file to fold in.",
+)
 @click.option(
     "--all-users", is_flag=True, help="Every user of the model, streamed to --out in blocks."
 )
@@ -28,8 +41,9 @@ from mfrec.cli._common import (
     "--ratings",
     "ratings_path",
     type=click.Path(exists=True, dir_okay=False),
-    help="A new user's ratings (file with item,rating columns): recommend for them by "
-    "fold-in, without retraining (items the model does not know are ignored).",
+    help="A new user's ratings: recommend for them by fold-in, without retraining (items "
+    "the model does not know are ignored). item,rating rows; or user,item,rating[,timestamp] "
+    "rows of one user (or pick one with --user).",
 )
 @click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
@@ -47,6 +61,7 @@ from mfrec.cli._common import (
     default=None,
     help="Users scored at once (memory ~ block size x items x 4 bytes; default 64 MiB).",
 )
+@_threads_option
 @click.option("--json", "json_output", is_flag=True, help="Print JSON.")
 def recommend(
     model_file,
@@ -64,6 +79,10 @@ def recommend(
     Give users with --user, or --all-users --out recs.parquet for everyone (memory stays
     bounded by --block-size whatever the number of users), or a new user's ratings with
     --ratings FILE.
+
+    The score ranks the items: for a rating model it is the predicted rating before
+    clipping, so it may lie beyond the rating scale (--json also gives 'rating', clipped
+    to the scale); for implicit-als it is a preference score, not a rating.
     """
     import warnings
 
@@ -71,12 +90,22 @@ def recommend(
     from mfrec.exceptions import UnknownIdWarning
 
     if ratings_path is not None:
-        if user_ids or all_users or out_path:
-            raise CliError("--ratings recommends for one new user: drop --user/--all-users/--out")
-        _recommend_for_file(model_file, ratings_path, n, include_seen, json_output)
+        if all_users or out_path:
+            raise CliError("--ratings recommends for one new user: drop --all-users/--out")
+        if len(user_ids) > 1:
+            raise CliError(
+                "--ratings folds in one user: give at most one --user (the user whose rows "
+                "of the file to use)"
+            )
+        _recommend_for_file(
+            model_file, ratings_path, user_ids[0] if user_ids else None, n, include_seen,
+            json_output,
+        )  # fmt: skip
         return
-    if bool(user_ids) == all_users:
-        raise CliError("give --user ID (one or more) or --all-users, not both and not neither")
+    if not user_ids and not all_users:
+        raise CliError(USAGE)
+    if user_ids and all_users:
+        raise CliError("give --user ID (one or more) or --all-users, not both")
     if out_path is None and all_users:
         raise CliError("--all-users writes a file: add --out recs.parquet (or .csv/.tsv)")
     with _user_errors():
@@ -92,37 +121,29 @@ def recommend(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownIdWarning)
             recs = model.recommend(users, n=n, exclude_seen=not include_seen)
-    titles = model.item_titles_
-    result = []
-    for row, user in enumerate(users):
-        items = []
-        for item, score in zip(recs.item_ids[row], recs.scores[row], strict=True):
-            if not math.isfinite(float(score)):
-                continue
-            entry = {"item": item.item() if hasattr(item, "item") else item, "score": float(score)}
-            if titles is not None:
-                entry["title"] = titles[model.items_.lookup([item])[0]]
-            items.append(entry)
-        result.append(
-            {
-                "user": user.item() if hasattr(user, "item") else user,
-                "known": str(user) not in unknown,
-                "items": items,
-            }
-        )
+    result = [
+        {
+            "user": user.item() if hasattr(user, "item") else user,
+            "known": str(user) not in unknown,
+            "items": _entries(model, recs.item_ids[row], recs.scores[row]),
+        }
+        for row, user in enumerate(users)
+    ]
     if json_output:
         _echo_json(result)
         return
     for entry in result:
         note = "" if entry["known"] else "  (unknown user: ranked by global mean + item bias)"
         click.echo(f"user {entry['user']}{note}")
-        for rank, item in enumerate(entry["items"], 1):
-            title = f"  {item['title']}" if "title" in item else ""
-            click.echo(f"  {rank:>3}. {item['item']!s:<10} {item['score']:.3f}{title}")
+        _echo_entries(entry["items"])
+    note = _score_note(model, [i["score"] for e in result for i in e["items"]])
+    if note:
+        click.echo(f"note: {note}")
 
 
-def _read_user_ratings(path: str, model: Any) -> tuple[Any, Any]:
-    """(items, ratings) of a one-user file: two columns item,rating, header optional."""
+def _read_user_ratings(path: str, model: Any, user: str | None) -> tuple[Any, Any, list[str]]:
+    """(items, ratings, notes) of a new user's file: item,rating rows (header optional),
+    or user,item,rating[,timestamp] rows of one user -- or of the --user chosen."""
     import pandas as pd
 
     try:
@@ -131,6 +152,13 @@ def _read_user_ratings(path: str, model: Any) -> tuple[Any, Any]:
         raise CliError(f"{path}: cannot read it as item,rating rows ({exc})") from None
     if frame.shape[1] < 2:
         raise CliError(f"{path}: expected two columns, item and rating (e.g. 50,5)")
+    if frame.shape[1] >= 3:
+        return _one_user_rows(path, frame, model, user)
+    if user is not None:
+        raise CliError(
+            f"--user picks one user's rows of a user,item,rating file, but {path} has two "
+            "columns (item,rating): it is one new user's ratings already; drop --user"
+        )
     values = pd.to_numeric(frame[1].str.strip(), errors="coerce")
     first_line = 1
     if len(frame) and pd.isna(values.iloc[0]):  # a header line
@@ -142,10 +170,47 @@ def _read_user_ratings(path: str, model: Any) -> tuple[Any, Any]:
             f"{path} line {first_line + row}: rating {frame[1].iloc[row]!r} is not a number"
         )
     items = model.items_.parse(frame[0].str.strip().tolist())
-    return items, values.to_numpy(dtype=float)
+    return items, values.to_numpy(dtype=float), []
 
 
-def _recommend_for_file(model_file, ratings_path, n, include_seen, json_output) -> None:
+def _one_user_rows(path: str, frame: Any, model: Any, user: str | None):
+    """The rows of one user of a user,item,rating[,timestamp] file (read by the library's
+    reader: header names or that column order)."""
+    import numpy as np
+    import pandas as pd
+
+    from mfrec.data.readers import HEADER_NAMES, read_ratings
+
+    head = [str(v).strip().lower() for v in frame.iloc[0]]
+    header = pd.isna(pd.to_numeric(pd.Series([frame.iloc[0, 2]]), errors="coerce")).iloc[0]
+    named = [frame.iloc[0, i] for i, v in enumerate(head) if v in HEADER_NAMES["user"]]
+    column = f"column {named[0]!r}" if header and named else "its first column"
+    ratings = read_ratings(path, name=Path(path).name)
+    ids = ratings.users.ids
+    if user is None:
+        if len(ids) != 1:
+            shown = ", ".join(str(u) for u in ids[:5]) + (", ..." if len(ids) > 5 else "")
+            raise CliError(
+                f"{path} has a user column ({column}) with {len(ids):,} users ({shown}), but "
+                "--ratings folds in one new user. Pick one with --user ID, or give a file "
+                "of that user's item,rating rows (no user column)"
+            )
+        index = 0
+    else:
+        index = int(ratings.users.lookup(ratings.users.parse([user]))[0])
+        if index < 0:
+            raise CliError(f"--user {user}: no rows of that user in {path} ({column})")
+    rows = ratings.user_index == index
+    chosen = ids[index]
+    items = model.items_.parse([str(v) for v in ratings.items.ids[ratings.item_index[rows]]])
+    note = (
+        f"{path} has a user column ({column}): using the {int(rows.sum())} ratings of user "
+        f"{chosen}, folded in as a new user"
+    )
+    return items, np.asarray(ratings.rating[rows], dtype=float), [note]
+
+
+def _recommend_for_file(model_file, ratings_path, user, n, include_seen, json_output) -> None:
     import warnings
 
     import mfrec
@@ -153,7 +218,7 @@ def _recommend_for_file(model_file, ratings_path, n, include_seen, json_output) 
 
     with _user_errors():
         model = mfrec.load(model_file)
-        items, values = _read_user_ratings(ratings_path, model)
+        items, values, notes = _read_user_ratings(ratings_path, model, user)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UnknownIdWarning)
             try:
@@ -162,15 +227,18 @@ def _recommend_for_file(model_file, ratings_path, n, include_seen, json_output) 
                 )
             except NotImplementedError as exc:
                 raise CliError(str(exc)) from None
-    ignored = [str(w.message) for w in caught if issubclass(w.category, UnknownIdWarning)]
+    notes += [str(w.message) for w in caught if issubclass(w.category, UnknownIdWarning)]
     entries = _entries(model, recs.item_ids, recs.scores)
     if json_output:
-        _echo_json({"ratings": len(values), "notes": ignored, "items": entries})
+        _echo_json({"ratings": len(values), "notes": notes, "items": entries})
         return
     click.echo(f"new user with {len(values)} ratings (folded in, not stored)")
-    for note in ignored:
+    for note in notes:
         click.echo(f"  note: {note}")
     _echo_entries(entries)
+    note = _score_note(model, recs.scores)
+    if note:
+        click.echo(f"note: {note}")
 
 
 @click.command()
@@ -179,10 +247,11 @@ def _recommend_for_file(model_file, ratings_path, n, include_seen, json_output) 
     "--item", "item_ids", multiple=True, required=True, help="Item id; repeat for several."
 )
 @click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True)
+@_threads_option
 @click.option("--json", "json_output", is_flag=True, help="Print JSON.")
 def similar(model_file, item_ids, n, json_output) -> None:
-    """Items most similar to --item: cosine similarity of the item factors (the item itself
-    excluded), with titles when known."""
+    """Items most similar to --item: cosine similarity of the item factors (-1..1; the
+    item itself excluded), with titles when known."""
     import mfrec
 
     with _user_errors():
@@ -198,7 +267,7 @@ def similar(model_file, item_ids, n, json_output) -> None:
         entry: dict[str, Any] = {"item": item.item() if hasattr(item, "item") else item}
         if titles is not None:
             entry["title"] = titles[model.items_.lookup([item])[0]]
-        entry["similar"] = _entries(model, recs.item_ids[row], recs.scores[row])
+        entry["similar"] = _entries(model, recs.item_ids[row], recs.scores[row], ratings=False)
         result.append(entry)
     if json_output:
         _echo_json(result)
@@ -206,7 +275,7 @@ def similar(model_file, item_ids, n, json_output) -> None:
     for entry in result:
         title = f"  {entry['title']}" if "title" in entry else ""
         click.echo(f"item {entry['item']}{title}")
-        _echo_entries(entry["similar"])
+        _echo_entries(entry["similar"], label="cosine")
 
 
 def _write_all(model, out_path, n, users, exclude_seen, block_size, json_output) -> None:

@@ -6,14 +6,14 @@ import click
 
 from mfrec.cli._common import (
     CliError,
-    _bar,
     _build_model,
     _data_options,
     _echo_json,
-    _epoch_callback,
+    _fit_progress,
     _load_data,
     _model_options,
     _progress_enabled,
+    _threads_option,
     _user_errors,
 )
 
@@ -25,6 +25,7 @@ from mfrec.cli._common import (
     "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Model file to write."
 )
 @_data_options
+@_threads_option
 @click.option("--json", "json_output", is_flag=True, help="Print a JSON summary.")
 def train(
     data, model_name, params, seed, out_path, sep, columns, scale, duplicates, json_output
@@ -34,10 +35,8 @@ def train(
     model = _build_model(model_name, params, seed)
     ratings = _load_data(data, sep, columns, scale, duplicates, enabled)
     with _user_errors():
-        with _bar(
-            getattr(model, "n_epochs", None), f"training {model_name}", enabled, unit="epoch"
-        ) as bar:
-            model.fit(ratings, callback=_epoch_callback(bar))
+        with _fit_progress(model, enabled, f"training {model_name}") as (callback, _):
+            model.fit(ratings, callback=callback)
         model.save(out_path)
     summary = {
         "model": model_name,
@@ -73,6 +72,7 @@ def train(
     help="Model file to write (default: overwrite MODEL_FILE).",
 )
 @_data_options
+@_threads_option
 @click.option("--json", "json_output", is_flag=True, help="Print a JSON summary.")
 def update(
     model_file, ratings_path, out_path, sep, columns, scale, duplicates, json_output

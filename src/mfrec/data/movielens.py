@@ -90,6 +90,9 @@ class MovieLensSpec:
     encoding: str = "utf-8"
     scale: tuple[float, float] = (0.5, 5.0)
     rating_step: float = 0.5
+    #: Whether GroupLens replaces this dataset with new releases under the same name:
+    #: then a copy found on disk is described from its own README, not from the spec.
+    updated: bool = False
 
 
 DATASETS: dict[str, MovieLensSpec] = {
@@ -176,6 +179,7 @@ DATASETS: dict[str, MovieLensSpec] = {
                 "MovieLens latest-small (2018 release): 100,836 ratings 0.5-5 by 610 users "
                 "of 9,724 movies; GroupLens updates it from time to time"
             ),
+            updated=True,
         ),
     )
 }
@@ -487,13 +491,64 @@ def dataset_status(data_dir: str | os.PathLike[str] | None = None) -> list[dict[
     rows = []
     for spec in DATASETS.values():
         found = find_dataset(spec, data_dir)
+        release = None if found is None or not spec.updated else found_release(found)
         rows.append(
             {
                 "name": spec.name,
-                "description": spec.description,
+                "description": spec.description
+                if release is None
+                else _describe_release(spec, release),
                 "n_ratings": spec.n_ratings,
                 "url": spec.url,
                 "path": None if found is None else str(found),
+                **({} if release is None else {"release": release}),
             }
         )
     return rows
+
+
+# Sentences of the README.txt of GroupLens' updated releases (ml-latest-small):
+# "It contains 100023 ratings and 2488 tag applications across 8570 movies. These data
+# were created by 706 users between ... This dataset was generated on April 01, 2015."
+_README_FACTS = {
+    "n_ratings": r"contains ([\d,]+) ratings",
+    "n_items": r"across ([\d,]+) movies",
+    "n_users": r"created by ([\d,]+) users",
+    "generated": r"generated on ([A-Z][a-z]+ \d{1,2}, \d{4})",
+}
+
+
+def found_release(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What a MovieLens copy's README.txt says of its release: ``generated`` (the date,
+    as written), ``n_ratings``, ``n_users``, ``n_items``; None without a README that
+    says when it was generated."""
+    path = Path(folder) / "README.txt"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    text = " ".join(text.split())
+    facts: dict[str, Any] = {}
+    for key, pattern in _README_FACTS.items():
+        match = re.search(pattern, text)
+        if match is not None:
+            value = match.group(1)
+            facts[key] = value if key == "generated" else int(value.replace(",", ""))
+    return facts if "generated" in facts else None
+
+
+def _describe_release(spec: MovieLensSpec, release: dict[str, Any]) -> str:
+    low, high = spec.scale
+    counts = []
+    if "n_ratings" in release:
+        counts.append(f"{release['n_ratings']:,} ratings {low:g}-{high:g}")
+    if "n_users" in release:
+        counts.append(f"by {release['n_users']:,} users")
+    if "n_items" in release:
+        counts.append(f"of {release['n_items']:,} movies")
+    title = spec.description.split(":")[0].split(" (")[0]
+    return (
+        f"{title} as found here, the release generated {release['generated']}"
+        + (f": {' '.join(counts)}" if counts else "")
+        + f" (the release a download brings now has {spec.n_ratings:,} ratings)"
+    )

@@ -8,6 +8,7 @@ a split or a subset is a new ``Ratings`` sharing the vocabularies, never a mutat
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mfrec.data.vocab import Vocabulary, _describe_row, show
+from mfrec.data.vocab import Vocabulary, _describe_row, normalize_ids, show
 from mfrec.exceptions import DataError
 
 DuplicatePolicy = Literal["error", "last", "mean"]
@@ -123,8 +124,9 @@ class Ratings:
             raise DataError(
                 f"missing column(s) {missing}; the data has columns "
                 f"{list(map(str, frame.columns))}. "
-                "Name the right ones with user=, item=, rating= (or --columns on the command line)."
+                "Name the right ones with user=, item=, rating=."
             )
+        _refuse_missing_ratings(frame, rating)
         return cls.from_arrays(
             frame[user],
             frame[item],
@@ -175,6 +177,109 @@ class Ratings:
             u_idx, i_idx, values, times, user_vocab, item_vocab, duplicates, describe_row
         )
         return cls(u_idx, i_idx, values, user_vocab, item_vocab, times, scale, item_info, name)
+
+    @classmethod
+    def from_matrix(
+        cls,
+        matrix: Any,
+        *,
+        missing: float | None = np.nan,
+        users: Any = None,
+        items: Any = None,
+        orient: str = "users x items",
+        scale: tuple[float, float] | None = None,
+        item_info: pd.DataFrame | None = None,
+        name: str | None = None,
+    ) -> Ratings:
+        """Ratings from a dense or sparse rating matrix (one row per user, or per item).
+
+        A cell is a rating unless it is *missing*: not stored (SciPy sparse input), or
+        equal to ``missing`` (NaN by default; ``missing=0`` for the classic "0 =
+        unknown" matrix). Ratings are kept in row-major order of the users x items
+        matrix, and the vocabularies hold every row and column label in matrix order,
+        also those with no rating (a model fitted on the ratings knows only the rated
+        ones; see :meth:`compact`).
+
+        Parameters
+        ----------
+        matrix : ndarray, pandas.DataFrame or scipy.sparse matrix/array
+            2-D numbers. A DataFrame's index and columns become the ids. For sparse
+            input the stored entries are the ratings: an explicitly stored 0 *is* a
+            rating of 0 (pass ``missing=0`` to treat stored zeros as unknown too), and
+            a cell stored twice (COO duplicates, which SciPy would sum) is an error.
+        missing : float or None, default NaN
+            The value that marks an unknown rating. NaN cells are an error when
+            ``missing`` is a number (say which value marks unknown ratings); None means
+            no cell is missing (every cell must be a finite rating).
+        users, items : array-like, optional
+            Raw ids of the matrix's user and item axes (ints or strings, distinct).
+            Default: the DataFrame's labels, else positions ``0..n-1`` (as pandas).
+        orient : {"users x items", "items x users"}, default "users x items"
+            Whether rows are users (columns items) or rows are items (columns users).
+        scale : (low, high), optional
+            Declared rating scale; a rating outside it is an error.
+        item_info : pandas.DataFrame, optional
+            Item metadata indexed by raw item id (titles for display).
+        name : str, optional
+
+        Examples
+        --------
+        >>> R = np.array([[5, 3, 0, 1], [4, 0, 0, 1], [0, 1, 5, 4]])
+        >>> Ratings.from_matrix(R, missing=0)
+        Ratings(8 ratings, 3 users, 4 items)
+        """
+        axes = _ORIENTS.get(" ".join(str(orient).lower().split()))
+        if axes is None:
+            raise DataError(
+                f"orient must be 'users x items' (rows are users) or 'items x users' "
+                f"(rows are items), got {orient!r}"
+            )
+        if missing is not None:
+            try:
+                missing = float(missing)
+            except (TypeError, ValueError):
+                raise DataError(f"missing must be a number, NaN or None, got {missing!r}") from None
+            if np.isinf(missing):
+                raise DataError(f"missing must be finite or NaN, got {missing!r}")
+        if sp.issparse(matrix):
+            rows, cols, values, shape = _sparse_cells(matrix, missing)
+            row_labels = col_labels = None
+        else:
+            values2d, row_labels, col_labels = _dense_values(matrix)
+            shape = values2d.shape
+            rows, cols, values = _dense_cells(values2d, missing)
+        if shape[0] == 0 or shape[1] == 0:
+            raise DataError(f"the matrix is empty (shape {shape[0]} x {shape[1]})")
+        row_what, col_what = axes
+        given = {"user": users, "item": items}
+        row_ids = _axis_ids(given[row_what], row_labels, shape[0], row_what, "rows", orient)
+        col_ids = _axis_ids(given[col_what], col_labels, shape[1], col_what, "columns", orient)
+        if len(values) == 0:
+            shown = "NaN" if missing is not None and np.isnan(missing) else f"{missing:g}"
+            raise DataError(
+                f"no ratings: every cell of the {shape[0]} x {shape[1]} matrix is missing "
+                f"(missing={shown}); pass the value that marks unknown ratings as missing="
+            )
+        row_vocab = Vocabulary(row_ids, row_what)
+        col_vocab = Vocabulary(col_ids, col_what)
+
+        def describe(pos: int) -> str:
+            r, c = int(rows[pos]), int(cols[pos])
+            return (
+                f"row {r}, column {c} ({row_what} {show(row_vocab.ids[r])}, "
+                f"{col_what} {show(col_vocab.ids[c])})"
+            )
+
+        if scale is not None:
+            scale = _check_scale(scale)
+        values = _validate_values(values, scale, describe)
+        if row_what == "user":
+            user_vocab, item_vocab, u_idx, i_idx = row_vocab, col_vocab, rows, cols
+        else:  # items x users: reorder the cells to users x items row-major order
+            order = np.lexsort((rows, cols))
+            user_vocab, item_vocab = col_vocab, row_vocab
+            u_idx, i_idx, values = cols[order], rows[order], values[order]
+        return cls(u_idx, i_idx, values, user_vocab, item_vocab, None, scale, item_info, name)
 
     # -- basic facts -----------------------------------------------------------------
     def __len__(self) -> int:
@@ -309,6 +414,171 @@ def _as_array(values: Any) -> np.ndarray:
     return arr
 
 
+_ORIENTS = {"users x items": ("user", "item"), "items x users": ("item", "user")}
+
+
+def _refuse_missing_ratings(frame: pd.DataFrame, rating: str) -> None:
+    """A NaN rating in a long frame is most often a wide matrix gone through
+    ``stack()``, which keeps NaN cells under pandas 3: say so, and name both fixes."""
+    nan = frame[rating].isna().to_numpy()
+    if not nan.any():
+        return
+    pos = int(np.flatnonzero(nan)[0])
+    raise DataError(
+        f"missing rating (NaN) at row {pos} ({int(nan.sum())} of {len(nan)} rows); drop "
+        f"them first (frame.dropna(subset=[{rating!r}])), or, if the frame is a wide "
+        "matrix made long by stack() (which keeps NaN cells under pandas 3), build the "
+        "ratings straight from the matrix: Ratings.from_matrix(df, orient='items x users' "
+        "or 'users x items')"
+    )
+
+
+def _dense_values(matrix: Any) -> tuple[np.ndarray, Any, Any]:
+    """float64 2-D values of an array-like or DataFrame, and its labels (or None)."""
+    if isinstance(matrix, pd.Series):
+        raise DataError(
+            "expected a 2-D matrix, got a pandas Series; for long (user, item, rating) "
+            "data use Ratings.from_frame, for one column use series.to_frame()"
+        )
+    row_labels = col_labels = None
+    if isinstance(matrix, pd.DataFrame):
+        for what, labels in (("index", matrix.index), ("columns", matrix.columns)):
+            if isinstance(labels, pd.MultiIndex):
+                raise DataError(
+                    f"the DataFrame's {what} has several levels; flatten it to one level "
+                    "of ids (or pass users=/items=)"
+                )
+        row_labels, col_labels = matrix.index.to_numpy(), matrix.columns.to_numpy()
+        for column, dtype in matrix.dtypes.items():
+            if pd.api.types.is_bool_dtype(dtype):
+                raise DataError(f"column {show(column)} holds booleans, not ratings")
+            if dtype.kind in "Mm" or isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype)):
+                raise DataError(f"column {show(column)} holds {dtype} values, not ratings")
+        try:
+            raw = matrix.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            raw = matrix.to_numpy(dtype=object)
+    else:
+        if isinstance(matrix, np.ma.MaskedArray):
+            raise DataError(
+                "masked arrays are not read as such; use matrix.filled(np.nan) and missing=np.nan"
+            )
+        raw = (
+            np.asarray(matrix)
+            if isinstance(matrix, np.ndarray)
+            else np.asarray(matrix, dtype=object)
+        )
+    if raw.ndim != 2:
+        raise DataError(
+            f"expected a 2-D matrix, got shape {raw.shape}; for long (user, item, rating) "
+            "data use Ratings.from_frame or Ratings.from_arrays"
+        )
+    if raw.dtype.kind == "b":
+        raise DataError("the matrix holds booleans, not ratings")
+    if raw.dtype.kind not in "iufO":
+        raise DataError(f"the matrix holds {raw.dtype} values, not ratings")
+    if raw.dtype.kind in "iuf":
+        return raw.astype(np.float64, copy=False), row_labels, col_labels
+    flat = raw.ravel()
+    values = pd.to_numeric(pd.Series(flat), errors="coerce").to_numpy(dtype=np.float64)
+    # Numbers and numeric text only: to_numeric would turn a date into nanoseconds.
+    number = np.fromiter(
+        (isinstance(v, (numbers.Real, str)) and not isinstance(v, (bool, np.bool_)) for v in flat),
+        dtype=bool,
+        count=len(flat),
+    )
+    bad = (np.isnan(values) | ~number) & ~pd.isna(flat)
+    if bad.any():
+        r, c = divmod(int(np.flatnonzero(bad)[0]), raw.shape[1])
+        raise DataError(
+            f"non-numeric value {show(flat[r * raw.shape[1] + c])} at row {r}, column {c} "
+            f"({int(bad.sum())} such cells); a rating matrix holds numbers (and NaN or "
+            "the missing= value for unknown ratings)"
+        )
+    return values.reshape(raw.shape), row_labels, col_labels
+
+
+def _dense_cells(values: np.ndarray, missing: float | None):
+    """Row, column and value of every non-missing cell, row-major."""
+    nan = np.isnan(values)
+    if missing is not None and not np.isnan(missing):
+        if nan.any():
+            r, c = (int(v[0]) for v in np.nonzero(nan))
+            raise DataError(
+                f"NaN at row {r}, column {c} ({int(nan.sum())} NaN cells) but "
+                f"missing={missing:g} says unknown ratings are {missing:g}; pass "
+                "missing=np.nan if NaN marks them (or fill the NaN cells)"
+            )
+        observed = values != missing
+    elif missing is None:
+        observed = np.ones(values.shape, dtype=bool)  # NaN is refused as a rating later
+    else:
+        observed = ~nan
+    rows, cols = np.nonzero(observed)
+    return rows.astype(np.int32), cols.astype(np.int32), values[rows, cols]
+
+
+def _sparse_cells(matrix: Any, missing: float | None):
+    """Row, column and value of every stored entry not equal to ``missing``."""
+    if matrix.ndim != 2:
+        raise DataError(f"expected a 2-D sparse matrix, got {matrix.ndim} dimensions")
+    kind = matrix.dtype.kind
+    if kind == "b" or kind not in "iuf":
+        what = "booleans" if kind == "b" else f"dtype {matrix.dtype}"
+        raise DataError(f"the sparse matrix holds {what}, not ratings")
+    coo = matrix.tocoo()
+    rows = np.asarray(coo.row, dtype=np.int64)
+    cols = np.asarray(coo.col, dtype=np.int64)
+    values = np.asarray(coo.data, dtype=np.float64)
+    n_cols = coo.shape[1]
+    key = rows * n_cols + cols
+    order = np.argsort(key, kind="stable")  # row-major, as for a dense matrix
+    key, rows, cols, values = key[order], rows[order], cols[order], values[order]
+    repeated = np.flatnonzero(key[1:] == key[:-1])
+    if len(repeated):
+        r, c = int(rows[repeated[0]]), int(cols[repeated[0]])
+        raise DataError(
+            f"the sparse matrix stores cell (row {r}, column {c}) more than once "
+            f"({len(repeated)} repeats), which SciPy would sum; call "
+            "matrix.sum_duplicates() if summing is meant, else keep one entry per cell"
+        )
+    if missing is not None:
+        keep = ~np.isnan(values) if np.isnan(missing) else values != missing
+        if not np.isnan(missing) and np.isnan(values).any():
+            pos = int(np.flatnonzero(np.isnan(values))[0])
+            raise DataError(
+                f"NaN stored at row {int(rows[pos])}, column {int(cols[pos])} but "
+                f"missing={missing:g}; pass missing=np.nan if NaN marks unknown ratings"
+            )
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+    return rows.astype(np.int32), cols.astype(np.int32), values, coo.shape
+
+
+def _axis_ids(given: Any, labels: Any, n: int, what: str, axis: str, orient: str) -> Any:
+    """The raw ids of one axis: given ones (checked), else the labels, else 0..n-1."""
+    if given is None:
+        ids = np.arange(n, dtype=np.int64) if labels is None else labels
+    else:
+        ids = given.to_numpy() if isinstance(given, (pd.Index, pd.Series)) else given
+        if isinstance(ids, str) or np.ndim(ids) != 1:
+            raise DataError(f"{what}s must be a 1-D sequence of ids, got {ids!r:.80}")
+        if len(ids) != n:
+            raise DataError(
+                f"{what}s has {len(ids)} ids but the matrix has {n} {axis} "
+                f"(orient={orient!r}); pass one id per {axis[:-1]}, or the other orient"
+            )
+    _, arr = normalize_ids(ids, what)
+    codes, uniques = pd.factorize(arr)
+    if len(uniques) != len(arr):
+        counts = np.bincount(codes)
+        dup = uniques[int(np.flatnonzero(counts > 1)[0])]
+        raise DataError(
+            f"{what} id {show(dup)} labels more than one of the matrix's {axis}; "
+            f"{what} ids must be distinct"
+        )
+    return arr
+
+
 def _check_scale(scale: Any) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in scale)
@@ -402,7 +672,7 @@ def _resolve_duplicates(u_idx, i_idx, values, times, users, items, policy, descr
             f"duplicate rating of item {show(item_id)} by user {show(user_id)} at "
             f"{describe_row(first)} "
             f"and {describe_row(pos)} ({len(later)} duplicates in all); pass "
-            "duplicates='last' or 'mean' (--duplicates on the command line) to resolve them"
+            "duplicates='last' or duplicates='mean' to resolve them"
         )
     if policy == "last":
         keep = np.sort(last_rows)  # rows in input order, each pair at its last occurrence

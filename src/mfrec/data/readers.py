@@ -218,7 +218,7 @@ def _match_names(
             if len(hits) > 1:
                 raise DataError(
                     f"{where} has several {role} columns {[names[i] for i in hits]}; "
-                    "say which one with columns= (--columns on the command line)"
+                    "say which one with columns="
                 )
             if hits:
                 found[role] = hits[0]
@@ -228,7 +228,7 @@ def _match_names(
         raise DataError(
             f"{where} has no column for {', '.join(missing)}; its columns are {list(names)}. "
             "Name them with columns=, e.g. columns={'user': 'userId', 'item': 'movieId', "
-            "'rating': 'rating'} or columns='user,item,rating,_' (--columns on the command line)"
+            "'rating': 'rating'} or columns='user,item,rating,_'"
         )
     return found
 
@@ -267,7 +267,7 @@ class _TextFile:
                     f"line {self.lead + 1} of {path} has {self.n_fields} fields (sep={self.sep!r}) "
                     "and no header; without a header the columns must be user,item,rating"
                     "[,timestamp]. Say which column is which with columns=, e.g. "
-                    "columns='user,item,rating,_' (--columns on the command line)"
+                    "columns='user,item,rating,_'"
                 )
             self.positions = {role: i for i, role in enumerate(ROLES[: self.n_fields])}
         self._lines: np.ndarray | None = None
@@ -317,7 +317,7 @@ class _TextFile:
         raise DataError(
             f"cannot tell the separator of {self.path}: its first line {first_line[:80]!r} "
             f"has none of {', '.join(map(repr, SNIFFED_SEPARATORS))}; "
-            "pass sep= (--sep on the command line)"
+            "pass sep="
         )
 
     def _split(self, line: str) -> list[str]:
@@ -331,8 +331,8 @@ class _TextFile:
         if isinstance(roles, dict):
             if header is False:
                 raise DataError(
-                    "columns= is a dict naming header columns, but header=False; give the "
-                    "role of each column instead, e.g. columns='user,item,rating'"
+                    "columns= maps roles to header names, but header=False says there is no "
+                    "header; give the role of each column instead, e.g. columns='user,item,rating'"
                 )
             return True, ""
         if header != "infer":
@@ -455,7 +455,7 @@ class _TextFile:
             number, count = bad
             return DataError(
                 f"line {number} of {self.path} has {count} field{'s' * (count != 1)}, expected "
-                f"{self.n_fields} ({sep}); fix the line, or pass the right sep= (--sep)"
+                f"{self.n_fields} ({sep}); fix the line, or pass the right sep="
             )
         return DataError(
             f"a line of {self.path} has {row.actual_columns} fields, expected "

@@ -503,6 +503,7 @@ def search(
     method: str = "grid",
     on_fold: FoldCallback | None = None,
     on_config: ConfigCallback | None = None,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
 ) -> SearchResult:
     """Cross-validate each configuration on ``ratings`` and pick the best.
 
@@ -526,6 +527,8 @@ def search(
         Recorded in the result (``"grid"`` or ``"random"``).
     on_fold : callable, optional
         ``on_fold(config_index, fold_index, fold_result)`` after each fit.
+    callback : callable, optional
+        Passed to every ``fit``: called with each epoch's record (progress inside a fit).
     on_config : callable, optional
         ``on_config(ConfigResult)`` after each configuration.
 
@@ -557,7 +560,7 @@ def search(
             seconds = []
             for j, fold in enumerate(splits):
                 try:
-                    scored = evaluate_fold(candidate, fold, ("rmse",))
+                    scored = evaluate_fold(candidate, fold, ("rmse",), callback=callback)
                 except DivergenceError as exc:
                     result.error = str(exc)
                     logger.info("configuration %d failed: %s", index + 1, exc)

@@ -26,6 +26,7 @@ def evaluate_fold(
     metrics: str | Sequence[str] = ("rmse", "mae"),
     *,
     relevance_threshold: float | None = 4.0,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Fit a fresh clone of ``model`` on ``fold.train`` and score ``fold.test``.
 
@@ -36,13 +37,14 @@ def evaluate_fold(
     Returns a dict with the fold name, each metric, ``fit_seconds``, the sizes of both
     parts, ``predict_seconds`` (rating metrics) and, with ranking metrics, the user
     counts of :func:`~mfrec.evaluation.topn.evaluate_ranking` and ``rank_seconds``.
+    ``callback`` is passed to ``fit`` (called with each epoch's record: progress).
     """
     specs = parse_metrics(metrics)
     rating = [s for s in specs if not s.is_ranking]
     ranking = [s for s in specs if s.is_ranking]
     fitted = clone(model)
     started = time.perf_counter()
-    fitted.fit(fold.train)
+    fitted.fit(fold.train, callback=callback)
     fit_seconds = time.perf_counter() - started
     result: dict[str, Any] = {"fold": fold.name}
     timings: dict[str, float] = {"fit_seconds": fit_seconds}
@@ -85,18 +87,22 @@ def cross_validate(
     *,
     relevance_threshold: float | None = 4.0,
     on_fold: Callable[[dict[str, Any]], Any] | None = None,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on every fold (see :func:`evaluate_fold` for ``metrics``).
 
     Returns ``{"folds": [per-fold dicts], "mean": {metric: mean over folds, ...}}``, and
     with ranking metrics also ``"users"``: the user counts summed over folds
     (``n_users_evaluated``, ``n_users_no_relevant``, ...). ``on_fold`` is called with
-    each fold's result as it completes (progress).
+    each fold's result as it completes, ``callback`` with each epoch's record inside
+    every fit (progress).
     """
     specs = parse_metrics(metrics)
     results = []
     for fold in folds:
-        result = evaluate_fold(model, fold, specs, relevance_threshold=relevance_threshold)
+        result = evaluate_fold(
+            model, fold, specs, relevance_threshold=relevance_threshold, callback=callback
+        )
         results.append(result)
         if on_fold is not None:
             on_fold(result)

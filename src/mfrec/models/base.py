@@ -109,6 +109,9 @@ class Recommender:
 
     #: CLI name, e.g. ``"biased-mf"``.
     name: ClassVar[str] = ""
+    #: Whether scores estimate ratings (scored by RMSE/MAE) or are preference scores
+    #: of implicit feedback, which only ranking metrics judge.
+    predicts_ratings: ClassVar[bool] = True
     _constraints: ClassVar[dict[str, Constraint]] = {}
     _fitted_arrays: ClassVar[tuple[str, ...]] = ()
     _fitted_scalars: ClassVar[tuple[str, ...]] = ()
@@ -424,9 +427,22 @@ class Recommender:
         self._warn_unknown(v.user_index, v.item_index)
         return self._finish(self._predict_indices(v.user_index, v.item_index), clip)
 
-    def predict_matrix(self, *, clip: bool = False, max_cells: int = 25_000_000) -> np.ndarray:
+    def predict_matrix(
+        self, *, clip: bool = False, max_cells: int = 25_000_000, as_frame: bool = False
+    ) -> Any:
         """The full users x items matrix of predictions (rows ``users_.ids``, columns
-        ``items_.ids``), for small problems: refuses above ``max_cells`` entries."""
+        ``items_.ids``), for small problems: refuses above ``max_cells`` entries.
+        ``as_frame=True`` returns it as a pandas DataFrame labelled by those ids (index
+        ``user``, columns ``item``; ``.T`` for items x users)."""
+        if as_frame:
+            import pandas as pd
+
+            values = self.predict_matrix(clip=clip, max_cells=max_cells)
+            return pd.DataFrame(
+                values,
+                index=pd.Index(self.users_.ids, name="user"),
+                columns=pd.Index(self.items_.ids, name="item"),
+            )
         self._check_fitted()
         cells = len(self.users_) * len(self.items_)
         if cells > max_cells:
@@ -437,6 +453,10 @@ class Recommender:
             )
         users = np.arange(len(self.users_), dtype=np.int32)
         return self._finish(self._score_block(users).astype(np.float64), clip)
+
+    def predict_frame(self, *, clip: bool = False, max_cells: int = 25_000_000):
+        """``predict_matrix(as_frame=True)``: the completed matrix with ids as labels."""
+        return self.predict_matrix(clip=clip, max_cells=max_cells, as_frame=True)
 
     # -- top-N --------------------------------------------------------------------------
     def _block_rows(self, block_size: int | None, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
