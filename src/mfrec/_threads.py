@@ -1,4 +1,19 @@
-"""Thread control: numba's worker threads and the BLAS pool, never oversubscribed."""
+"""Thread control: numba's worker threads and the BLAS pool, never oversubscribed.
+
+Threads are a resource shared with other processes (house rule 11). Three rules keep a
+parallel fit from ever being much slower than a serial one:
+
+- **Work decides.** ``resolve_threads(None, work=...)`` gives a parallel region one
+  thread per :data:`MIN_WORK_PER_THREAD` units of work (about one multiply-add each),
+  so small problems run on one thread: waking a second thread costs more than it saves.
+- **Measure, then keep the faster.** An iterative fit left at the default thread count
+  times its epochs with all threads and with one (:class:`EpochThreads`) and keeps the
+  faster, probing the other now and then: on a busy machine it falls back to one thread
+  by itself. Results never depend on the thread count, so switching is free.
+- **Waiting threads sleep** (``OMP_WAIT_POLICY=PASSIVE``, see :mod:`mfrec.kernels`) and
+  the schedules hand out blocks and rows dynamically, so a descheduled thread delays only
+  the block it holds.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +24,10 @@ from collections.abc import Iterator
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+#: Units of work (about one multiply-add each) a parallel region needs per thread before
+#: another thread pays for itself; below 2x this, one thread runs it (bench/contention.py).
+MIN_WORK_PER_THREAD = 1_000_000
 
 
 def available_threads() -> int:
@@ -40,28 +59,135 @@ def env_threads() -> int | None:
     return value
 
 
-def resolve_threads(n_threads: int | None) -> int:
-    """``None`` -> every available thread, capped by ``MFREC_THREADS`` when it is set;
-    an int is capped at what numba has."""
+def resolve_threads(n_threads: int | None, work: float | None = None) -> int:
+    """The thread count to run with.
+
+    ``None`` -> every available thread, capped by ``MFREC_THREADS`` when it is set, and,
+    given the ``work`` of one parallel region (about one multiply-add per unit), by one
+    thread per :data:`MIN_WORK_PER_THREAD` of it (at least one); an int is capped at
+    what numba has and never reduced by ``work``.
+    """
     limit = available_threads()
     if n_threads is None:
         cap = env_threads()
-        return limit if cap is None else min(cap, limit)
+        n = limit if cap is None else min(cap, limit)
+        if work is None:
+            return n
+        return max(1, min(n, int(work // MIN_WORK_PER_THREAD)))
     return max(1, min(int(n_threads), limit))
 
 
+def is_automatic(n_threads: int | None) -> bool:
+    """Whether the thread count was left to mfrec (so it may adapt it while fitting)."""
+    return n_threads is None and not os.environ.get(ENV_THREADS, "").strip()
+
+
 @contextlib.contextmanager
-def numba_threads(n_threads: int | None) -> Iterator[int]:
-    """Run numba parallel kernels on ``n_threads`` threads inside the block."""
+def numba_threads(n_threads: int | None, work: float | None = None) -> Iterator[int]:
+    """Run numba parallel kernels on ``resolve_threads(n_threads, work)`` threads
+    inside the block."""
     import numba
 
-    n = resolve_threads(n_threads)
+    import mfrec.kernels  # noqa: F401  (sets the OpenMP wait policy before threads start)
+
+    n = resolve_threads(n_threads, work)
     previous = numba.get_num_threads()
     numba.set_num_threads(n)
     try:
         yield n
     finally:
         numba.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def threads_for_work(work: float) -> Iterator[int]:
+    """Inside the block, numba runs on no more threads than ``work`` merits
+    (:func:`resolve_threads`) nor than the caller allowed (an enclosing
+    :func:`numba_threads`, or an adaptive fit that chose one thread)."""
+    import numba
+
+    import mfrec.kernels  # noqa: F401  (the OpenMP wait policy, before threads start)
+
+    previous = numba.get_num_threads()
+    n = min(previous, resolve_threads(None, work))
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(previous)
+
+
+def other_runnable() -> int | None:
+    """Threads of other processes ready to run right now (``/proc/loadavg``; this
+    process's main thread excluded, its sleeping workers not counted), or None where
+    the system does not say."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - 1)
+
+
+class EpochThreads:
+    """Picks the thread count of each epoch of an iterative fit: ``n`` threads or one,
+    whichever measured faster per epoch (a measured parallel efficiency).
+
+    While the machine looks quiet (no other runnable thread) and no measurement says
+    otherwise, every epoch runs on ``n`` threads. Once it is busy, the epochs measure
+    one thread and ``n`` threads (each epoch's time, compiles excluded; the first epoch's
+    first-call costs are not used) and then run the faster, probing the other again
+    after 4, 8, 16, ... up to 32 epochs (back to 4 when a probe changes the answer):
+    the load changes while a fit runs. With ``adaptive=False`` (a thread count the user
+    chose) or ``n == 1`` it always answers ``n``. Results never depend on the thread
+    count, so only speed changes.
+    """
+
+    def __init__(self, n: int, adaptive: bool = True, max_interval: int = 32) -> None:
+        self.n = max(1, int(n))
+        self.adaptive = adaptive and self.n > 1
+        self.max_interval = max_interval
+        self.seconds: dict[int, float] = {}
+        self._epoch = 0
+        self._interval = 4
+        self._next_probe = 0
+        self._probe_of: int | None = None  # the best before the probe running now
+
+    def next(self) -> int:
+        """The thread count for the next epoch."""
+        self._epoch += 1
+        self._probe_of = None
+        if not self.adaptive or self._epoch == 1:
+            return self.n
+        best = self.best()
+        if best == self.n and 1 not in self.seconds and other_runnable() == 0:
+            return self.n  # quiet: nothing to learn from a one-thread epoch
+        for threads in (1, self.n):
+            if threads not in self.seconds:
+                return threads
+        if self._epoch >= self._next_probe:
+            self._probe_of = best
+            return 1 if best == self.n else self.n
+        return best
+
+    def best(self) -> int:
+        """The faster of ``n`` and one thread by the latest measurements (``n`` until
+        both are measured)."""
+        if 1 in self.seconds and self.n in self.seconds:
+            return 1 if self.seconds[1] < self.seconds[self.n] else self.n
+        return self.n
+
+    def record(self, threads: int, seconds: float) -> None:
+        """The time of the epoch just run on ``threads`` threads (compiles excluded)."""
+        if not self.adaptive or self._epoch == 1:
+            return
+        self.seconds[threads] = seconds
+        if self._probe_of is not None:
+            changed = self.best() != self._probe_of
+            self._interval = 4 if changed else min(2 * self._interval, self.max_interval)
+        measured = 1 in self.seconds and self.n in self.seconds
+        if measured and (self._probe_of is not None or self._next_probe == 0):
+            self._next_probe = self._epoch + self._interval
 
 
 _blas_controller: Any = None

@@ -22,7 +22,7 @@ from mfrec.cli import predict as _predict
 from mfrec.cli import recommend as _recommend
 from mfrec.cli import serve as _serve
 from mfrec.cli import train as _train
-from mfrec.cli._common import CliError, _check_env_threads
+from mfrec.cli._common import CliError, _check_env_threads, _show_compile_progress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,6 +41,8 @@ def main(verbose: int) -> None:
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     _check_env_threads()
+    if sys.stderr.isatty() and not verbose:
+        _show_compile_progress()
 
 
 for _command in (

@@ -57,6 +57,25 @@ def _user_errors() -> Iterator[None]:
         raise CliError(exc.args[0] if exc.args else str(exc)) from None
 
 
+class _CompileNotes(logging.Handler):
+    """Prints the library's first-run compile notes (:mod:`mfrec._compile`) above any
+    progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"mfrec: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_compile_progress() -> None:
+    """On a terminal, say when kernels are being compiled once, and which."""
+    notes = logging.getLogger("mfrec.compile")
+    if not any(isinstance(h, _CompileNotes) for h in notes.handlers):
+        notes.addHandler(_CompileNotes(logging.INFO))
+    notes.setLevel(logging.INFO)
+    notes.propagate = False
+
+
 # The library's errors advise Python keywords (``header=False``, ``sep=``,
 # ``duplicates='last'``, ``columns='user,item,rating'``); on the command line each
 # becomes its flag here, in one place, so that no library message needs to know the CLI.

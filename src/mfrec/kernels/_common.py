@@ -6,7 +6,9 @@ them (house rule 5).
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # Reassociation (vectorised reductions) and fused multiply-add, but NaN and infinity
 # semantics kept: divergence must stay visible.
@@ -45,6 +47,39 @@ def shuffle_pairs(a, b, start, stop, state):
         a[t], a[j] = a[j], a[t]
         b[t], b[j] = b[j], b[t]
     return state
+
+
+# -- dynamic hand-out of tasks to threads ------------------------------------------------
+# numba's OpenMP layer splits a prange statically: thread t gets the t-th equal slice, and
+# a thread the OS deschedules (another process wants the core) holds up the whole region.
+# Instead, ``for _ in prange(WORKER_LOOPS)`` runs worker loops that claim tasks from a
+# shared counter until none is left: each thread's first loop drains the queue with the
+# others (its later loops find it empty), and a slow or descheduled thread simply claims
+# fewer. (The loop count is a constant, not numba.get_num_threads(): that call compiles
+# to a process-specific address, which would stop the kernel from being cached.) Tasks write disjoint memory and per-task results are
+# reduced in task order afterwards, so results never depend on who ran what.
+#: Worker loops of a dynamic hand-out: at least the number of threads that can help.
+WORKER_LOOPS = 256
+
+
+@intrinsic
+def _fetch_add(typingctx, counter, index):
+    """Atomically ``counter[index] += 1``; returns the value before (int64 array)."""
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", ptr, one, "monotonic")
+
+    return types.int64(counter, index), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def claim(counter, index):
+    """The next unclaimed task number of ``counter[index]`` (int64 array; start at 0)."""
+    return _fetch_add(counter, index)
 
 
 # -- dense symmetric positive definite solves (small d x d systems, one per row) ---------

@@ -25,7 +25,7 @@ pool can oversubscribe the cores): the result is the same on any number of threa
 import numpy as np
 from numba import njit, prange
 
-from ._common import FAST, cholesky_lower, solve_lower, solve_lower_t
+from ._common import FAST, WORKER_LOOPS, cholesky_lower, claim, solve_lower, solve_lower_t
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
@@ -78,6 +78,10 @@ def _gram_lower(design, gram):
         f += 1
 
 
+#: Rows per task of the dynamic hand-out: a few microseconds of work each at least.
+ROWS_PER_TASK = 8
+
+
 @njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
 def als_solve_rows(
     indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias, use_bias
@@ -88,39 +92,59 @@ def als_solve_rows(
     Row r's ratings are ``values[indptr[r]:indptr[r + 1]]`` against the other side's rows
     ``cols[...]``. ``offset`` is mu (biased) or 0. Rows without ratings are left alone.
     Returns the number of rows whose system was not positive definite (left unchanged).
+    Threads claim rows ``ROWS_PER_TASK`` at a time (:func:`~._common.claim`): rows cost
+    unequal amounts, and a thread the OS deschedules holds up only its own few rows.
     """
     n_rows = indptr.shape[0] - 1
+    n_tasks = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    failed = np.zeros(n_rows, dtype=np.int64)
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(n_tasks, WORKER_LOOPS)):  # worker loops (see _common.claim)
+        while True:
+            task = claim(counter, 0)
+            if task >= n_tasks:
+                break
+            for r in range(task * ROWS_PER_TASK, min(n_rows, (task + 1) * ROWS_PER_TASK)):
+                if not _solve_row(
+                    r, indptr, cols, values, other_factors, other_bias, offset, factors,
+                    bias, reg, reg_bias, use_bias,
+                ):  # fmt: skip
+                    failed[r] = 1
+    return failed.sum()
+
+
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _solve_row(
+    r, indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias,
+    use_bias,
+):  # fmt: skip
+    """Row r's solve (see :func:`als_solve_rows`); False if its system was not positive
+    definite. A row without ratings is left alone."""
+    start = indptr[r]
+    stop = indptr[r + 1]
+    n = stop - start
+    if n == 0:
+        return True
     k = factors.shape[1]
     m = k + 1 if use_bias else k
-    failed = np.zeros(n_rows, dtype=np.int64)
-    for r in prange(n_rows):
-        start = indptr[r]
-        stop = indptr[r + 1]
-        n = stop - start
-        if n == 0:
-            continue
-        # Design matrix, transposed (m x n) so that each Gram entry is a contiguous dot.
-        design = np.empty((m, n))
-        targets = np.empty(n)
-        for t in range(n):
-            c = cols[start + t]
-            target = values[start + t] - offset
-            if use_bias:
-                target -= other_bias[c]
-                design[k, t] = 1.0
-            for f in range(k):
-                design[f, t] = other_factors[c, f]
-            targets[t] = target
-        penalty = np.full(m, reg * n)
+    # Design matrix, transposed (m x n) so that each Gram entry is a contiguous dot.
+    design = np.empty((m, n))
+    targets = np.empty(n)
+    for t in range(n):
+        c = cols[start + t]
+        target = values[start + t] - offset
         if use_bias:
-            penalty[k] = reg_bias * n
-        if n < m and (not use_bias or reg_bias > 0.0):
-            ok = _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias)
-        else:
-            ok = _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
-        if not ok:
-            failed[r] = 1
-    return failed.sum()
+            target -= other_bias[c]
+            design[k, t] = 1.0
+        for f in range(k):
+            design[f, t] = other_factors[c, f]
+        targets[t] = target
+    penalty = np.full(m, reg * n)
+    if use_bias:
+        penalty[k] = reg_bias * n
+    if n < m and (not use_bias or reg_bias > 0.0):
+        return _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias)
+    return _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)

@@ -33,7 +33,7 @@ depends on the seeds, never on the number of threads or on scheduling.
 import numpy as np
 from numba import njit, prange
 
-from ._common import cholesky_lower, solve_lower, solve_lower_t, splitmix64
+from ._common import WORKER_LOOPS, cholesky_lower, claim, solve_lower, solve_lower_t, splitmix64
 
 # splitmix64 constants, for the independent pure-Python reference below.
 _MASK = 0xFFFFFFFFFFFFFFFF
@@ -111,37 +111,45 @@ def sample_rows(
     k = other.shape[1]
     d = k + 1
     n_blocks = (n_rows + block_rows - 1) // block_rows
-    for b in prange(n_blocks):
-        A = np.empty((d, d))
-        h = np.empty(d)
-        w = np.empty(d)
-        g = np.empty(d)
-        x = np.empty(d)
-        state = np.uint64(seeds[b])
-        for r in range(b * block_rows, min((b + 1) * block_rows, n_rows)):
-            for a in range(d):
-                h[a] = prior_h[a]
-                for c in range(a + 1):
-                    A[a, c] = prior_prec[a, c]
-            for t in range(indptr[r], indptr[r + 1]):
-                col = cols[t]
-                target = ratings[t] - mu - other_bias[col]
-                for f in range(k):
-                    w[f] = other[col, f]
-                    target -= offset[r, f] * w[f]
-                w[k] = 1.0
-                target *= alpha
+    _n = n_blocks
+    _tasks = _n
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            b = _task
+            A = np.empty((d, d))
+            h = np.empty(d)
+            w = np.empty(d)
+            g = np.empty(d)
+            x = np.empty(d)
+            state = np.uint64(seeds[b])
+            for r in range(b * block_rows, min((b + 1) * block_rows, n_rows)):
                 for a in range(d):
-                    h[a] += w[a] * target
-                    wa = alpha * w[a]
-                    for c in range(a + 1):  # lower triangle only
-                        A[a, c] += wa * w[c]
-            for a in range(d):
-                state, g[a] = _normal(state)
-            _draw_gaussian(A, h, g, x)
-            for f in range(k):
-                out_factors[r, f] = x[f]
-            out_bias[r] = x[k]
+                    h[a] = prior_h[a]
+                    for c in range(a + 1):
+                        A[a, c] = prior_prec[a, c]
+                for t in range(indptr[r], indptr[r + 1]):
+                    col = cols[t]
+                    target = ratings[t] - mu - other_bias[col]
+                    for f in range(k):
+                        w[f] = other[col, f]
+                        target -= offset[r, f] * w[f]
+                    w[k] = 1.0
+                    target *= alpha
+                    for a in range(d):
+                        h[a] += w[a] * target
+                        wa = alpha * w[a]
+                        for c in range(a + 1):  # lower triangle only
+                            A[a, c] += wa * w[c]
+                for a in range(d):
+                    state, g[a] = _normal(state)
+                _draw_gaussian(A, h, g, x)
+                for f in range(k):
+                    out_factors[r, f] = x[f]
+                out_bias[r] = x[k]
 
 
 @njit(cache=True, nogil=True)
@@ -291,25 +299,33 @@ def sample_moments(UF, IF, BU, BI, mu, users, items, mean_out, var_out):
     """
     S = BU.shape[1]
     k = UF.shape[1] // S
-    for t in prange(users.shape[0]):
-        u = users[t]
-        i = items[t]
-        shift = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        for s in range(S):
-            dot = 0.0
-            for f in range(s * k, (s + 1) * k):
-                dot += np.float64(UF[u, f]) * IF[i, f]
-            pred = mu + np.float64(BU[u, s]) + np.float64(BI[i, s]) + dot * S
-            if s == 0:
-                shift = pred
-            dev = pred - shift
-            s1 += dev
-            s2 += dev * dev
-        m = s1 / S
-        mean_out[t] = shift + m
-        var_out[t] = max(s2 / S - m * m, 0.0)
+    _n = users.shape[0]
+    _tasks = _n
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            t = _task
+            u = users[t]
+            i = items[t]
+            shift = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            for s in range(S):
+                dot = 0.0
+                for f in range(s * k, (s + 1) * k):
+                    dot += np.float64(UF[u, f]) * IF[i, f]
+                pred = mu + np.float64(BU[u, s]) + np.float64(BI[i, s]) + dot * S
+                if s == 0:
+                    shift = pred
+                dev = pred - shift
+                s1 += dev
+                s2 += dev * dev
+            m = s1 / S
+            mean_out[t] = shift + m
+            var_out[t] = max(s2 / S - m * m, 0.0)
 
 
 # -- NumPy references (tests check the kernels against them) ------------------------------

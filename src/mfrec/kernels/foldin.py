@@ -20,6 +20,8 @@ solution instead of producing NaN.
 import numpy as np
 from numba import njit, prange
 
+from ._common import WORKER_LOOPS, claim
+
 
 @njit(cache=True, nogil=True)
 def _solve_row(indptr, indices, weights, weighted_targets, F, G, base, per, u, A, b, z):
@@ -75,10 +77,20 @@ def _solve_row(indptr, indices, weights, weighted_targets, F, G, base, per, u, A
 def ridge_rows(indptr, indices, weights, weighted_targets, F, G, base, per, out):
     """Solve every row's system (module docstring) into ``out`` (n_rows x d, float64)."""
     n_rows, d = out.shape
-    for u in prange(n_rows):
-        A = np.empty((d, d), dtype=np.float64)
-        b = np.empty(d, dtype=np.float64)
-        _solve_row(indptr, indices, weights, weighted_targets, F, G, base, per, u, A, b, out[u])
+    _n = n_rows
+    _tasks = (_n + 7) // 8
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            for u in range(_task * 8, min(_n, (_task + 1) * 8)):
+                A = np.empty((d, d), dtype=np.float64)
+                b = np.empty(d, dtype=np.float64)
+                _solve_row(
+                    indptr, indices, weights, weighted_targets, F, G, base, per, u, A, b, out[u]
+                )
 
 
 def ridge_rows_reference(indptr, indices, weights, weighted_targets, F, G, base, per):

@@ -23,7 +23,7 @@ ratings (a mini-batch), serially. Empty bias arrays mean "no bias".
 import numpy as np
 from numba import njit, prange
 
-from ._common import FAST
+from ._common import FAST, WORKER_LOOPS, claim
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
@@ -53,35 +53,43 @@ def masked_gradient(
     k = A.shape[1]
     has_a = a_bias.shape[0] > 0
     has_b = b_bias.shape[0] > 0
-    for r in prange(n_rows):
-        g = grad_A[r]
-        for f in range(k):
-            g[f] = 0.0
-        gb = 0.0
-        row_sse = 0.0
-        base = np.float64(mu)
-        if has_a:
-            base += a_bias[r]
-        ar = A[r]
-        for t in range(indptr[r], indptr[r + 1]):
-            c = indices[t]
-            bc = B[c]
-            pred = base
-            if has_b:
-                pred += b_bias[c]
-            for f in range(k):
-                pred += np.float64(ar[f]) * bc[f]
-            e = pred - values[t]
-            row_sse += e * e
-            gb += e
-            for f in range(k):
-                g[f] += e * bc[f]
-        w = reg * reg_weight[r]
-        for f in range(k):
-            g[f] += w * ar[f]
-        if has_a:
-            grad_a_bias[r] = gb + reg_bias * reg_weight[r] * a_bias[r]
-        sse[r] = row_sse
+    _n = n_rows
+    _tasks = (_n + 15) // 16
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            for r in range(_task * 16, min(_n, (_task + 1) * 16)):
+                g = grad_A[r]
+                for f in range(k):
+                    g[f] = 0.0
+                gb = 0.0
+                row_sse = 0.0
+                base = np.float64(mu)
+                if has_a:
+                    base += a_bias[r]
+                ar = A[r]
+                for t in range(indptr[r], indptr[r + 1]):
+                    c = indices[t]
+                    bc = B[c]
+                    pred = base
+                    if has_b:
+                        pred += b_bias[c]
+                    for f in range(k):
+                        pred += np.float64(ar[f]) * bc[f]
+                    e = pred - values[t]
+                    row_sse += e * e
+                    gb += e
+                    for f in range(k):
+                        g[f] += e * bc[f]
+                w = reg * reg_weight[r]
+                for f in range(k):
+                    g[f] += w * ar[f]
+                if has_a:
+                    grad_a_bias[r] = gb + reg_bias * reg_weight[r] * a_bias[r]
+                sse[r] = row_sse
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)

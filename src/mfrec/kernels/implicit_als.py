@@ -25,7 +25,7 @@ shared Gram matrix is summed in fixed chunks in a fixed order for the same reaso
 import numpy as np
 from numba import njit, prange
 
-from ._common import FAST
+from ._common import FAST, WORKER_LOOPS, claim
 
 # Rows per parallel task: scratch vectors are allocated once per chunk, not per row.
 _ROWS_PER_CHUNK = 128
@@ -89,14 +89,22 @@ def cg_half_step(indptr, indices, extra, target, X, Y, G, cg_steps):
     """
     n_rows, k = X.shape
     n_chunks = (n_rows + _ROWS_PER_CHUNK - 1) // _ROWS_PER_CHUNK
-    for c in prange(n_chunks):
-        r = np.empty(k, dtype=X.dtype)
-        p = np.empty(k, dtype=X.dtype)
-        Ap = np.empty(k, dtype=X.dtype)
-        scalar = np.empty(2, dtype=X.dtype)
-        stop = min(n_rows, (c + 1) * _ROWS_PER_CHUNK)
-        for u in range(c * _ROWS_PER_CHUNK, stop):
-            _cg_row(indptr, indices, extra, target, u, X[u], Y, G, cg_steps, r, p, Ap, scalar)
+    _n = n_chunks
+    _tasks = _n
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            c = _task
+            r = np.empty(k, dtype=X.dtype)
+            p = np.empty(k, dtype=X.dtype)
+            Ap = np.empty(k, dtype=X.dtype)
+            scalar = np.empty(2, dtype=X.dtype)
+            stop = min(n_rows, (c + 1) * _ROWS_PER_CHUNK)
+            for u in range(c * _ROWS_PER_CHUNK, stop):
+                _cg_row(indptr, indices, extra, target, u, X[u], Y, G, cg_steps, r, p, Ap, scalar)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -104,18 +112,26 @@ def gram_partials(Y, chunk, out):
     """out[c] = sum of y y^T (float64) over rows c*chunk .. (c+1)*chunk - 1 of Y.
     Summing ``out`` over its first axis gives Y^T Y in an order that never varies."""
     n, k = Y.shape
-    for c in prange(out.shape[0]):
-        acc = out[c]
-        acc[:] = 0.0
-        y = np.empty(k, dtype=np.float64)
-        for row in range(c * chunk, min(n, (c + 1) * chunk)):
-            for f in range(k):
-                y[f] = Y[row, f]
-            for f in range(k):
-                yf = y[f]
-                acc_f = acc[f]
-                for g in range(k):
-                    acc_f[g] += yf * y[g]
+    _n = out.shape[0]
+    _tasks = _n
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            c = _task
+            acc = out[c]
+            acc[:] = 0.0
+            y = np.empty(k, dtype=np.float64)
+            for row in range(c * chunk, min(n, (c + 1) * chunk)):
+                for f in range(k):
+                    y[f] = Y[row, f]
+                for f in range(k):
+                    yf = y[f]
+                    acc_f = acc[f]
+                    for g in range(k):
+                        acc_f[g] += yf * y[g]
 
 
 def gram(Y):
@@ -133,15 +149,23 @@ def observed_loss_partials(indptr, indices, extra, target, X, Y, out):
     """out[c]: sum over the stored entries of the rows of chunk c of
     c (p - s)^2 - s^2 = c p - 2 c p s + (c - 1) s^2  (p^2 = p), with s = x_u . y_i."""
     n_rows, k = X.shape
-    for c in prange(out.shape[0]):
-        total = 0.0
-        for u in range(c * _ROWS_PER_CHUNK, min(n_rows, (c + 1) * _ROWS_PER_CHUNK)):
-            x = X[u]
-            for pos in range(indptr[u], indptr[u + 1]):
-                s = np.float64(_dot(Y[indices[pos]], x, k))
-                t = np.float64(target[pos])
-                total += t - 2.0 * t * s + extra[pos] * s * s
-        out[c] = total
+    _n = out.shape[0]
+    _tasks = _n
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            c = _task
+            total = 0.0
+            for u in range(c * _ROWS_PER_CHUNK, min(n_rows, (c + 1) * _ROWS_PER_CHUNK)):
+                x = X[u]
+                for pos in range(indptr[u], indptr[u + 1]):
+                    s = np.float64(_dot(Y[indices[pos]], x, k))
+                    t = np.float64(target[pos])
+                    total += t - 2.0 * t * s + extra[pos] * s * s
+            out[c] = total
 
 
 def loss(indptr, indices, extra, target, X, Y, reg, gram_x=None, gram_y=None):

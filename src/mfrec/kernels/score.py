@@ -3,6 +3,8 @@
 import numpy as np
 from numba import njit, prange
 
+from ._common import WORKER_LOOPS, claim
+
 
 @njit(cache=True, nogil=True)
 def exact_score(P, Q, bu, bi, intercept, u, i):
@@ -23,8 +25,16 @@ def exact_score(P, Q, bu, bi, intercept, u, i):
 @njit(parallel=True, cache=True, nogil=True)
 def score_pairs(P, Q, bu, bi, intercept, users, items, out):
     """out[t] = exact_score of pair t (empty bu/bi arrays mean no bias)."""
-    for t in prange(users.shape[0]):
-        out[t] = exact_score(P, Q, bu, bi, intercept, users[t], items[t])
+    _n = users.shape[0]
+    _tasks = (_n + 255) // 256
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            for t in range(_task * 256, min(_n, (_task + 1) * 256)):
+                out[t] = exact_score(P, Q, bu, bi, intercept, users[t], items[t])
 
 
 def score_pairs_reference(P, Q, bu, bi, intercept, users, items):
@@ -100,14 +110,22 @@ def score_block(P, QT, bu, bi, intercept, users, out):
     n_rows = users.shape[0]
     n_groups = (n_rows + _GROUP - 1) // _GROUP
     n_chunks = (n_items + _CHUNK - 1) // _CHUNK
-    for task in prange(n_groups * n_chunks):
-        g = task // n_chunks
-        c = task % n_chunks
-        g0 = g * _GROUP
-        g1 = min(g0 + _GROUP, n_rows)
-        c0 = c * _CHUNK
-        c1 = min(c0 + _CHUNK, n_items)
-        _score_group(P, QT, bu, bi, intercept, users, g0, g1, c0, c1, out)
+    _n = n_groups * n_chunks
+    _tasks = _n
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            task = _task
+            g = task // n_chunks
+            c = task % n_chunks
+            g0 = g * _GROUP
+            g1 = min(g0 + _GROUP, n_rows)
+            c0 = c * _CHUNK
+            c1 = min(c0 + _CHUNK, n_items)
+            _score_group(P, QT, bu, bi, intercept, users, g0, g1, c0, c1, out)
 
 
 def score_block_reference(P, QT, bu, bi, intercept, users):

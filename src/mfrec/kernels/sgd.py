@@ -31,7 +31,9 @@ Users and items are dealt into S strata each. The ratings of user-stratum a and
 item-stratum b form block (a, b). An epoch runs S sub-epochs; in sub-epoch s the S
 blocks (t, (t + s) mod S), t = 0..S-1, share no user and no item, so threads update them
 at once without locks or races (the stratified SGD of Gemulla et al. 2011, as in LIBMF).
-The result depends on the seed and S -- never on the thread count or timing.
+The result depends on the seed and S -- never on the thread count or timing. Threads
+claim a sub-epoch's blocks one by one, so with S above the thread count (default 8) a
+descheduled thread delays one block while the others take the rest.
 
 Memory layout (why it is fast)
 ------------------------------
@@ -46,7 +48,7 @@ of 10M ratings, which misses the cache on every rating.
 import numpy as np
 from numba import njit, prange
 
-from ._common import FAST, shuffle, shuffle_pairs
+from ._common import FAST, claim, shuffle, shuffle_pairs
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, inline="always")
@@ -340,32 +342,39 @@ def sgd_epoch_grouped(
     """
     n_blocks = n_strata * n_strata
     sse = np.zeros(n_blocks)
+    counter = np.zeros(n_strata, dtype=np.int64)  # blocks handed out, per sub-epoch
     for s in range(n_strata):
-        for t in prange(n_strata):
-            b = t * n_strata + (t + s) % n_strata
-            sse[b] = _run_block(
-                b,
-                group_user,
-                group_start,
-                block_group_ptr,
-                group_order,
-                items,
-                ratings,
-                seeds[b],
-                P,
-                Q,
-                bu,
-                bi,
-                mu,
-                lr,
-                reg,
-                lr_bias,
-                reg_bias,
-                use_bias,
-                GU,
-                GI,
-                adaptive,
-            )
+        # Threads claim the sub-epoch's blocks one at a time (:func:`~._common.claim`):
+        # a thread the OS deschedules delays one block, not a fixed share of them.
+        for _ in prange(n_strata):  # worker loops (see _common.claim)
+            while True:
+                t = claim(counter, s)
+                if t >= n_strata:
+                    break
+                b = t * n_strata + (t + s) % n_strata
+                sse[b] = _run_block(
+                    b,
+                    group_user,
+                    group_start,
+                    block_group_ptr,
+                    group_order,
+                    items,
+                    ratings,
+                    seeds[b],
+                    P,
+                    Q,
+                    bu,
+                    bi,
+                    mu,
+                    lr,
+                    reg,
+                    lr_bias,
+                    reg_bias,
+                    use_bias,
+                    GU,
+                    GI,
+                    adaptive,
+                )
     return sse.sum()
 
 

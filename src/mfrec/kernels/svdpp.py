@@ -64,7 +64,7 @@ biased MF) would have to freeze z_u per block and re-sum it for every user and s
 import numpy as np
 from numba import njit, prange
 
-from ._common import FAST, shuffle
+from ._common import FAST, WORKER_LOOPS, claim, shuffle
 
 
 @njit(cache=True, nogil=True)
@@ -194,17 +194,25 @@ def effective_user_factors(indptr, items, P, Y, out):
     make SVD++ score like a plain factor model). Summed in float64, in each user's
     stored item order: the same result on any number of threads."""
     k = P.shape[1]
-    for u in prange(indptr.shape[0] - 1):
-        start = indptr[u]
-        stop = indptr[u + 1]
-        acc = np.zeros(k)
-        for t in range(start, stop):
-            j = items[t]
-            for f in range(k):
-                acc[f] += Y[j, f]
-        s = 1.0 / np.sqrt(max(stop - start, 1))
-        for f in range(k):
-            out[u, f] = P[u, f] + s * acc[f]
+    _n = indptr.shape[0] - 1
+    _tasks = (_n + 15) // 16
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            for u in range(_task * 16, min(_n, (_task + 1) * 16)):
+                start = indptr[u]
+                stop = indptr[u + 1]
+                acc = np.zeros(k)
+                for t in range(start, stop):
+                    j = items[t]
+                    for f in range(k):
+                        acc[f] += Y[j, f]
+                s = 1.0 / np.sqrt(max(stop - start, 1))
+                for f in range(k):
+                    out[u, f] = P[u, f] + s * acc[f]
 
 
 def svdpp_epoch_reference(

@@ -6,6 +6,7 @@ ranking: see its docstring for the error bound that makes this safe."""
 import numpy as np
 from numba import njit, prange
 
+from ._common import WORKER_LOOPS, claim
 from .score import exact_score
 
 
@@ -108,13 +109,21 @@ def topk_rows(scores, row_users, excl_indptr, excl_indices, out_idx, out_scores)
     they were (callers pre-fill -1 / -inf)."""
     n = out_idx.shape[1]
     can_exclude = excl_indptr.shape[0] > 1
-    for r in prange(scores.shape[0]):
-        u = row_users[r]
-        row = scores[r]
-        if can_exclude and u >= 0:
-            for p in range(excl_indptr[u], excl_indptr[u + 1]):
-                row[excl_indices[p]] = -np.inf
-        _select_row(row, n, out_idx[r], out_scores[r])
+    _n = scores.shape[0]
+    _tasks = (_n + 3) // 4
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            for r in range(_task * 4, min(_n, (_task + 1) * 4)):
+                u = row_users[r]
+                row = scores[r]
+                if can_exclude and u >= 0:
+                    for p in range(excl_indptr[u], excl_indptr[u + 1]):
+                        row[excl_indices[p]] = -np.inf
+                _select_row(row, n, out_idx[r], out_scores[r])
 
 
 def topk_rows_reference(scores, row_users, excl_indptr, excl_indices, n):
@@ -253,26 +262,34 @@ def topk_rescored(
     """
     n_rows = approx.shape[0]
     n_chunks = min(n_rows, 64)
-    for c in prange(n_chunks):
-        r0 = c * n_rows // n_chunks
-        r1 = (c + 1) * n_rows // n_chunks
-        _rescore_rows(
-            approx[r0:r1],
-            row_base[r0:r1],
-            item_add,
-            row_users[r0:r1],
-            excl_indptr,
-            excl_indices,
-            slack[r0:r1],
-            P,
-            Q,
-            bu,
-            bi,
-            intercept,
-            fallback,
-            out_idx[r0:r1],
-            out_scores[r0:r1],
-        )
+    _n = n_chunks
+    _tasks = _n
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            c = _task
+            r0 = c * n_rows // n_chunks
+            r1 = (c + 1) * n_rows // n_chunks
+            _rescore_rows(
+                approx[r0:r1],
+                row_base[r0:r1],
+                item_add,
+                row_users[r0:r1],
+                excl_indptr,
+                excl_indices,
+                slack[r0:r1],
+                P,
+                Q,
+                bu,
+                bi,
+                intercept,
+                fallback,
+                out_idx[r0:r1],
+                out_scores[r0:r1],
+            )
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -304,36 +321,44 @@ def recommend_exact(
     n_items = QT32.shape[1]
     k = QT32.shape[0]
     n_blocks = (n_rows + block_rows - 1) // block_rows
-    for blk in prange(n_blocks):
-        r0 = blk * block_rows
-        r1 = min(r0 + block_rows, n_rows)
-        m = r1 - r0
-        pb = np.zeros((m, k), dtype=np.float32)
-        for r in range(m):
-            u = row_users[r0 + r]
-            if u >= 0:
-                pb[r] = P32[u]
-        approx = np.dot(pb, QT32)
-        for r in range(m):
-            if row_users[r0 + r] < 0:
-                for j in range(n_items):
-                    approx[r, j] = np.float32(fallback[j]) - (
-                        item_add[j] if item_add.shape[0] > 0 else np.float32(0)
-                    )
-        _rescore_rows(
-            approx,
-            row_base[r0:r1],
-            item_add,
-            row_users[r0:r1],
-            excl_indptr,
-            excl_indices,
-            slack[r0:r1],
-            P,
-            Q,
-            bu,
-            bi,
-            intercept,
-            fallback,
-            out_idx[r0:r1],
-            out_scores[r0:r1],
-        )
+    _n = n_blocks
+    _tasks = _n
+    _counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
+        while True:
+            _task = claim(_counter, 0)
+            if _task >= _tasks:
+                break
+            blk = _task
+            r0 = blk * block_rows
+            r1 = min(r0 + block_rows, n_rows)
+            m = r1 - r0
+            pb = np.zeros((m, k), dtype=np.float32)
+            for r in range(m):
+                u = row_users[r0 + r]
+                if u >= 0:
+                    pb[r] = P32[u]
+            approx = np.dot(pb, QT32)
+            for r in range(m):
+                if row_users[r0 + r] < 0:
+                    for j in range(n_items):
+                        approx[r, j] = np.float32(fallback[j]) - (
+                            item_add[j] if item_add.shape[0] > 0 else np.float32(0)
+                        )
+            _rescore_rows(
+                approx,
+                row_base[r0:r1],
+                item_add,
+                row_users[r0:r1],
+                excl_indptr,
+                excl_indices,
+                slack[r0:r1],
+                P,
+                Q,
+                bu,
+                bi,
+                intercept,
+                fallback,
+                out_idx[r0:r1],
+                out_scores[r0:r1],
+            )

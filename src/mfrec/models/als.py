@@ -23,11 +23,6 @@ def _csr_arrays(index: np.ndarray, other: np.ndarray, values: np.ndarray, n_rows
     return indptr, np.ascontiguousarray(other[order]), np.ascontiguousarray(values[order])
 
 
-#: Below this many multiply-adds per half-epoch (n_ratings x (n_factors + 1)^2), ALS
-#: runs on one thread by default: a parallel region costs tens of microseconds.
-_SERIAL_BELOW = 2_000_000
-
-
 def _row_sq(a: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, a, dtype=np.float64)
 
@@ -175,8 +170,6 @@ class ALS(FactorModel):
                 penalty += reg_bias * (n_u @ (b_u * b_u) + n_i @ (b_i * b_i))
             return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
 
-        threads = self.n_threads
-        if threads is None and n * (k + 1) ** 2 < _SERIAL_BELOW:
-            threads = 1
-        with numba_threads(threads):
+        # A half-epoch costs about n_ratings x (n_factors + 1)^2 multiply-adds.
+        with numba_threads(self.n_threads, work=n * (k + 1) ** 2):
             self._run_epochs(self.n_epochs, epoch, validation, callback, self.patience)

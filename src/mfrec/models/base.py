@@ -210,9 +210,14 @@ class Recommender:
             return self._fit_with_held_out_slice(train, callback)
         self._set_training_data(train)
         val = None if validation is None else self._translate(validation)
+        from mfrec._compile import watch_compiles
+
         started = time.perf_counter()
-        self._fit(train, val, callback)
-        self.fit_seconds_ = time.perf_counter() - started
+        with watch_compiles(getattr(self, "name", "")) as compiled:
+            self._fit(train, val, callback)
+        # The one-off kernel compile of a first run is not training time.
+        self.compile_seconds_ = compiled.seconds
+        self.fit_seconds_ = max(0.0, time.perf_counter() - started - compiled.seconds)
         if not hasattr(self, "history_"):
             self.history_ = []
         return self
@@ -315,31 +320,48 @@ class Recommender:
                 "call fit(train, validation=...), set validation_fraction > 0 (where the "
                 "model has it) or set patience=None"
             )
+        import numba
+
+        import mfrec.kernels  # noqa: F401  (the OpenMP wait policy, before threads start)
+        from mfrec._compile import current_seconds
+        from mfrec._threads import EpochThreads, is_automatic
+
+        threads = EpochThreads(
+            numba.get_num_threads(), adaptive=is_automatic(getattr(self, "n_threads", None))
+        )
+        outer_threads = numba.get_num_threads()
         best_rmse, best_state, best_epoch = np.inf, None, 0
-        for e in range(1, n_epochs + 1):
-            started = time.perf_counter()
-            record: dict[str, Any] = {"epoch": e, **epoch(e)}
-            self._check_finite(e, record)
-            if validation is not None:
-                record["val_rmse"] = _rmse(
-                    validation.rating,
-                    self._predict_indices(validation.user_index, validation.item_index),
-                )
-            record["seconds"] = time.perf_counter() - started
-            self.history_.append(record)
-            logger.debug("%s %s", type(self).__name__, record)
-            if callback is not None and callback(record) is False:
-                break
-            if patience is not None:
-                if record["val_rmse"] < best_rmse:
-                    best_rmse, best_epoch = record["val_rmse"], e
-                    best_state = {
-                        k: None if getattr(self, k, None) is None else getattr(self, k).copy()
-                        for k in self._fitted_arrays
-                    }
-                elif e - best_epoch >= patience:
-                    logger.info("early stop after epoch %d (best epoch %d)", e, best_epoch)
+        try:
+            for e in range(1, n_epochs + 1):
+                n_threads = threads.next()
+                numba.set_num_threads(n_threads)
+                started, compiling = time.perf_counter(), current_seconds()
+                record: dict[str, Any] = {"epoch": e, **epoch(e)}
+                self._check_finite(e, record)
+                if validation is not None:
+                    record["val_rmse"] = _rmse(
+                        validation.rating,
+                        self._predict_indices(validation.user_index, validation.item_index),
+                    )
+                elapsed = time.perf_counter() - started - (current_seconds() - compiling)
+                record["seconds"] = max(0.0, elapsed)
+                threads.record(n_threads, record["seconds"])
+                self.history_.append(record)
+                logger.debug("%s %s", type(self).__name__, record)
+                if callback is not None and callback(record) is False:
                     break
+                if patience is not None:
+                    if record["val_rmse"] < best_rmse:
+                        best_rmse, best_epoch = record["val_rmse"], e
+                        best_state = {
+                            k: None if getattr(self, k, None) is None else getattr(self, k).copy()
+                            for k in self._fitted_arrays
+                        }
+                    elif e - best_epoch >= patience:
+                        logger.info("early stop after epoch %d (best epoch %d)", e, best_epoch)
+                        break
+        finally:
+            numba.set_num_threads(outer_threads)
         if best_state is not None and best_epoch != len(self.history_):
             for key, value in best_state.items():
                 setattr(self, key, value)
@@ -740,17 +762,20 @@ class FactorModel(Recommender):
 
         user_bias = self.user_bias_ if self.user_bias_ is not None else _EMPTY
         item_bias = self.item_bias_ if self.item_bias_ is not None else _EMPTY
+        from mfrec._threads import threads_for_work
+
         out = np.empty(len(user_index), dtype=np.float64)
-        score_pairs(
-            self.user_factors_,
-            self.item_factors_,
-            user_bias,
-            item_bias,
-            self._intercept(),
-            np.ascontiguousarray(user_index, dtype=np.int32),
-            np.ascontiguousarray(item_index, dtype=np.int32),
-            out,
-        )
+        with threads_for_work(len(user_index) * self.user_factors_.shape[1]):
+            score_pairs(
+                self.user_factors_,
+                self.item_factors_,
+                user_bias,
+                item_bias,
+                self._intercept(),
+                np.ascontiguousarray(user_index, dtype=np.int32),
+                np.ascontiguousarray(item_index, dtype=np.int32),
+                out,
+            )
         return out
 
     def _score_block(self, user_index: np.ndarray) -> np.ndarray:
@@ -802,7 +827,7 @@ class FactorModel(Recommender):
         alone or in any batch -- and each reported score is float32(predict(user, item))."""
         if not self._uses_standard_scoring():
             return super()._recommend_indices(user_index, n, exclude_seen, block_size)
-        from mfrec._threads import blas_threads
+        from mfrec._threads import blas_threads, threads_for_work
         from mfrec.kernels.topk import recommend_exact
 
         n = min(int(n), len(self.items_))
@@ -845,7 +870,10 @@ class FactorModel(Recommender):
         row_base[known] = np.float32(intercept)
         if len(bu):
             row_base[known] += bu[known_users].astype(np.float32)
-        with blas_threads(1):  # numba's threads run the products: one pool, no contention
+        # numba's threads run the products (one pool, no contention), as many as the
+        # block of users x items x factors merits.
+        work = len(users) * Q.shape[0] * (k + 1)
+        with blas_threads(1), threads_for_work(work):
             recommend_exact(
                 P.astype(np.float32, copy=False), self._item_factors_t(), users, row_base,
                 item_add, slack, indptr, indices, P, Q, bu, bi, intercept, fallback, rows,

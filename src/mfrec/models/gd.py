@@ -25,9 +25,12 @@ from mfrec.models.sgd import init_factors
 PARALLEL_MIN_WORK = 1_000_000
 
 
-def sweep_threads(n_threads: int | None, n_ratings: int, n_factors: int) -> int | None:
+def sweep_threads(n_threads: int | None, n_ratings: int, n_factors: int) -> int:
     """The thread count for row-parallel sweeps over ``n_ratings`` ratings."""
-    return 1 if n_ratings * max(n_factors, 1) < PARALLEL_MIN_WORK else n_threads
+    from mfrec._threads import resolve_threads
+
+    work = n_ratings * max(n_factors, 1)
+    return 1 if work < PARALLEL_MIN_WORK else resolve_threads(n_threads, work)
 
 
 class GradientDescentMF(FactorModel):

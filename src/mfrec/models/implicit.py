@@ -147,7 +147,8 @@ class ImplicitALS(FactorModel):
             )
             return {"train_loss": objective / total_confidence}
 
-        with numba_threads(self.n_threads):
+        work = (len(train) + train.n_users + train.n_items) * k * self.cg_steps
+        with numba_threads(self.n_threads, work=work):
             self._run_epochs(self.n_epochs, epoch, validation, callback)
 
     # -- fold-in: HKV's user equation, solved exactly --------------------------------

@@ -89,9 +89,10 @@ class _SGDFactorModel(FactorModel):
 
         # Tiny data on a busy machine: waking a thread pool every epoch costs far more
         # than the epoch (5,000 epochs of a 5 x 4 matrix: 45 s on two threads at load 13,
-        # 1 s on one). The result does not depend on the thread count.
-        threads = 1 if self.n_strata == 1 else sweep_threads(self.n_threads, n, k)
-        with numba_threads(threads):
+        # 1 s on one). The result does not depend on the thread count. Beyond that, a
+        # parallel region is one sub-epoch: n / n_strata ratings of k factors.
+        small = self.n_strata == 1 or sweep_threads(self.n_threads, n, k) == 1
+        with numba_threads(1 if small else self.n_threads, work=n * k / self.n_strata):
             self._run_epochs(self.n_epochs, epoch, validation, callback, self.patience)
 
 

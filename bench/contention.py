@@ -1,0 +1,202 @@
+"""Threads on a busy machine: every model's fit with the default threads vs one thread,
+on a quiet machine and with 1 and 2 CPU-bound processes running beside it.
+
+    python bench/contention.py                         # ml-100k, 1M and 10M (bounded)
+    python bench/contention.py --sizes ml-100k --repeats 3
+
+Data: ML-100K u1.base, and 1M / 10M synthetic ratings (mfrec.data.synthetic, users and
+items scaled like ML-25M). Each fit is timed as ``fit_seconds_`` (compiles excluded),
+after one warm-up fit. The bench starts the "hog" processes itself (``while True: pass``)
+and stops them before the next level. Default and one thread alternate inside each
+repeat (interleaved), and the table gives medians and their ratio; the 1-minute load
+average is recorded with every fit. Bigger data runs fewer models and epochs so the
+whole run stays within minutes. Target (issue 11): default / one thread <= 1.15 in
+every row, and >= 1.5x speed-up over one thread at 10M ratings on a quiet machine.
+Writes bench/results/contention.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from _common import markdown_table, write_result
+
+ML25M = {"ratings": 25_000_000, "users": 162_541, "items": 59_047}
+
+#: Per data size: model -> constructor settings (bounded epochs on bigger data).
+MODELS: dict[str, dict[str, dict[str, Any]]] = {
+    "ml-100k": {
+        "funk-svd": {},
+        "biased-mf": {},
+        "svdpp": {"n_epochs": 10},
+        "als": {"n_factors": 34, "n_epochs": 16, "reg": 0.14},
+        "implicit-als": {},
+        "bayes-mf": {"burn_in": 5, "n_samples": 20},
+        "nmf": {},
+        "gd-mf": {},
+        "adam-mf": {},
+        "top-n": {},
+    },
+    "1M": {
+        "funk-svd": {"n_epochs": 5},
+        "biased-mf": {"n_epochs": 5},
+        "svdpp": {"n_epochs": 1},
+        "als": {"n_epochs": 3},
+        "implicit-als": {"n_epochs": 3},
+        "bayes-mf": {"burn_in": 1, "n_samples": 3},
+        "nmf": {"n_epochs": 10},
+        "gd-mf": {"n_epochs": 10},
+        "adam-mf": {"n_epochs": 10},
+        "top-n": {},
+    },
+    "10M": {  # bounded: the workhorse, a few epochs
+        "biased-mf": {"n_epochs": 3, "n_factors": 64},
+    },
+}
+REPEATS = {"ml-100k": 2, "1M": 1, "10M": 1}
+
+
+def load(size: str):
+    if size == "ml-100k":
+        import mfrec
+        from mfrec.data.split import ml100k_official
+
+        return ml100k_official(mfrec.load_dataset("ml-100k", download=False), "u1").train
+    from mfrec.data.synthetic import make_ratings
+
+    n = int(float(size.rstrip("M")) * 1_000_000)
+    scale = n / ML25M["ratings"]
+    return make_ratings(
+        n_users=max(100, int(ML25M["users"] * scale)),
+        n_items=max(100, int(ML25M["items"] * scale)),
+        n_ratings=n,
+        scale=(0.5, 5),
+        round_to=0.5,
+        random_state=0,
+    ).ratings
+
+
+def run(name: str, settings: dict[str, Any], ratings, threads: int | None) -> float:
+    """Seconds of one fit (or, for top-n, of recommending 10 items to every user)."""
+    from mfrec.models import BiasedMF, get_model_class
+
+    if name == "top-n":
+        model = BiasedMF(n_epochs=1, random_state=0, n_threads=threads).fit(ratings)
+        users = model.users_.to_array()
+        started = time.perf_counter()
+        with _numba_threads(threads):
+            model.recommend(users, n=10)
+        return time.perf_counter() - started
+    cls = get_model_class(name)
+    if "n_threads" in cls._param_names():
+        model = cls(**settings, random_state=0, n_threads=threads)
+        model.fit(ratings)
+    else:  # a serial fit (SVD++): its scoring still runs on numba's threads
+        model = cls(**settings, random_state=0)
+        with _numba_threads(threads):
+            model.fit(ratings)
+    return model.fit_seconds_
+
+
+def _numba_threads(threads: int | None):
+    from mfrec._threads import numba_threads
+
+    return numba_threads(threads)
+
+
+def start_hogs(n: int) -> list[subprocess.Popen]:
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(n)
+    ]
+
+
+def stop_hogs(hogs: list[subprocess.Popen]) -> None:
+    for hog in hogs:
+        hog.terminate()
+    for hog in hogs:
+        hog.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="ml-100k,1M,10M")
+    parser.add_argument("--hogs", default="0,1,2")
+    parser.add_argument("--repeats", type=int, default=None, help="override per-size repeats")
+    parser.add_argument("--models", default=None, help="comma-separated subset")
+    args = parser.parse_args()
+    rows, raw = [], []
+    for size in args.sizes.split(","):
+        ratings = load(size)
+        models = {
+            k: v
+            for k, v in MODELS[size].items()
+            if args.models is None or k in args.models.split(",")
+        }
+        for name, settings in models.items():  # warm-up: kernels compiled / loaded
+            run(name, settings, ratings, None)
+        repeats = args.repeats or REPEATS[size]
+        for n_hogs in (int(h) for h in args.hogs.split(",")):
+            hogs = start_hogs(n_hogs)
+            try:
+                time.sleep(1.0 if n_hogs else 0.0)
+                times: dict[tuple[str, str], list[float]] = {}
+                loads: list[float] = []
+                for rep in range(repeats):
+                    for name, settings in models.items():
+                        order = ("default", "one") if rep % 2 == 0 else ("one", "default")
+                        for label in order:
+                            threads = None if label == "default" else 1
+                            seconds = run(name, settings, ratings, threads)
+                            load1 = os.getloadavg()[0]
+                            loads.append(load1)
+                            times.setdefault((name, label), []).append(seconds)
+                            raw.append({"data": size, "model": name, "hogs": n_hogs,
+                                        "threads": label, "repeat": rep, "seconds": seconds,
+                                        "load1": load1})  # fmt: skip
+            finally:
+                stop_hogs(hogs)
+            for name in models:
+                default = float(np.median(times[(name, "default")]))
+                one = float(np.median(times[(name, "one")]))
+                row = {"data": size, "n_ratings": len(ratings), "model": name, "hogs": n_hogs,
+                       "default_s": default, "one_thread_s": one, "ratio": default / one,
+                       "load1_median": float(np.median(loads)), "repeats": repeats}  # fmt: skip
+                rows.append(row)
+                print(
+                    f"{size:>8} {name:<13} hogs={n_hogs} default {default:8.3f}s "
+                    f"one {one:8.3f}s ratio {default / one:5.2f} load {row['load1_median']:.1f}",
+                    flush=True,
+                )
+    worst = max(r["ratio"] for r in rows)
+    table = markdown_table(
+        ["data", "model", "hogs", "default s", "1 thread s", "default / 1", "load (1 min)"],
+        [
+            [r["data"], r["model"], r["hogs"], r["default_s"], r["one_thread_s"],
+             f"{r['ratio']:.2f}", f"{r['load1_median']:.1f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    path = write_result(
+        "contention",
+        {
+            "target": "default / one thread <= 1.15 everywhere; >= 1.5x at 10M quiet",
+            "worst_ratio": worst,
+            "rows": rows,
+            "raw": raw,
+            "markdown": table,
+        },
+    )
+    print(table)
+    print(f"worst default / one-thread ratio {worst:.2f}; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
