@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import click
@@ -79,6 +80,14 @@ def recommend(
         raise CliError("give --user ID (one or more) or --all-users, not both and not neither")
     if out_path is None and all_users:
         raise CliError("--all-users writes a file: add --out recs.parquet (or .csv/.tsv)")
+    if out_path is not None:
+        from mfrec.export import FORMATS
+
+        if Path(out_path).suffix.lower() not in FORMATS:
+            raise CliError(
+                f"--out {out_path}: unknown file type; end the name with one of "
+                f"{', '.join(FORMATS)} (e.g. --out recs.parquet)"
+            )
     with _user_errors():
         model = mfrec.load(model_file)
         if out_path is not None:
@@ -121,28 +130,50 @@ def recommend(
             click.echo(f"  {rank:>3}. {item['item']!s:<10} {item['score']:.3f}{title}")
 
 
+_USER_SEPARATORS = (",", "\t", ";", "|")
+
+
 def _read_user_ratings(path: str, model: Any) -> tuple[Any, Any]:
-    """(items, ratings) of a one-user file: two columns item,rating, header optional."""
-    import pandas as pd
+    """(items, ratings) of a one-user file: two columns item,rating, header optional;
+    separated by ',', tab, ';', '|' or spaces (only these: a digit is never one)."""
+    import numpy as np
 
     try:
-        frame = pd.read_csv(path, sep=None, engine="python", header=None, dtype=str)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise CliError(f"{path}: cannot read it as item,rating rows ({exc})") from None
-    if frame.shape[1] < 2:
-        raise CliError(f"{path}: expected two columns, item and rating (e.g. 50,5)")
-    values = pd.to_numeric(frame[1].str.strip(), errors="coerce")
-    first_line = 1
-    if len(frame) and pd.isna(values.iloc[0]):  # a header line
-        frame, values, first_line = frame.iloc[1:], values.iloc[1:], 2
-    bad = values.isna().to_numpy()
-    if bad.any():
-        row = int(bad.argmax())
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
         raise CliError(
-            f"{path} line {first_line + row}: rating {frame[1].iloc[row]!r} is not a number"
-        )
-    items = model.items_.parse(frame[0].str.strip().tolist())
-    return items, values.to_numpy(dtype=float)
+            f"{path}: not UTF-8 text (UTF-16? re-save it as UTF-8); expected item,rating lines"
+        ) from None
+    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)]
+    lines = [(number, line) for number, line in lines if line]
+    if not lines:
+        raise CliError(f"{path} is empty: expected item,rating lines (e.g. 50,5)")
+    first = lines[0][1]
+    sep = next((c for c in _USER_SEPARATORS if c in first), None)
+    items: list[str] = []
+    values: list[float] = []
+    for position, (number, line) in enumerate(lines):
+        fields = [f.strip().strip('"') for f in (line.split(sep) if sep else line.split())]
+        if len(fields) < 2:
+            raise CliError(
+                f"{path} line {number}: expected two columns, item and rating (e.g. 50,5), "
+                f"got {line[:60]!r}"
+            )
+        try:
+            value = float(fields[1])
+        except ValueError:
+            if position == 0:  # a header line
+                continue
+            raise CliError(
+                f"{path} line {number}: rating {fields[1][:40]!r} is not a number"
+            ) from None
+        if not math.isfinite(value):
+            raise CliError(f"{path} line {number}: rating {fields[1]!r} is not a finite number")
+        items.append(fields[0])
+        values.append(value)
+    if not values:
+        raise CliError(f"{path} has a header but no ratings: expected item,rating lines")
+    return model.items_.parse(items), np.array(values, dtype=float)
 
 
 def _recommend_for_file(model_file, ratings_path, n, include_seen, json_output) -> None:

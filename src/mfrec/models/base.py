@@ -656,6 +656,33 @@ class FactorModel(Recommender):
     def _intercept(self) -> float:
         return self.global_mean_ if self._uses_global_mean else 0.0
 
+    def _check_fitted(self) -> None:
+        # Every public method passes here: an O(1) check that the arrays the kernels
+        # index agree with the vocabularies (kernels do not check bounds themselves).
+        super()._check_fitted()
+        n_users, n_items = len(self.users_), len(self.items_)
+        p, q = getattr(self, "user_factors_", None), getattr(self, "item_factors_", None)
+        problem = None
+        if not isinstance(p, np.ndarray) or not isinstance(q, np.ndarray):
+            problem = "user_factors_ or item_factors_ is missing"
+        elif p.ndim != 2 or q.ndim != 2 or p.shape != (n_users, q.shape[1]):
+            problem = f"user_factors_ {p.shape} and item_factors_ {q.shape} disagree"
+        elif q.shape[0] != n_items:
+            problem = f"item_factors_ has {q.shape[0]} rows for {n_items} items"
+        else:
+            for key, rows in (("user_bias_", n_users), ("item_bias_", n_items)):
+                bias = getattr(self, key, None)
+                if bias is not None and (not isinstance(bias, np.ndarray) or bias.shape != (rows,)):
+                    problem = f"{key} does not have one entry per {key[:4]}"
+            seen = getattr(self, "_seen_csr", None)
+            if seen is not None and seen.shape != (n_users, n_items):
+                problem = f"seen items {seen.shape} do not match {n_users} users x {n_items} items"
+        if problem is not None:
+            raise DataError(
+                f"this {type(self).__name__} is in an inconsistent state ({problem}); were "
+                "learned arrays replaced by hand? Refit it or load it from its file"
+            )
+
     def _score_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
         from mfrec.kernels.score import score_pairs
 
