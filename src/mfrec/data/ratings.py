@@ -330,6 +330,13 @@ def _validate_values(ratings: Any, scale, describe_row) -> np.ndarray:
     elif raw.dtype.kind in "iuf":
         values = raw.astype(np.float64, copy=False)
     else:
+        if pd.api.types.infer_dtype(raw, skipna=True) != "string":
+            flags = [isinstance(v, (bool, np.bool_)) for v in raw]
+            if any(flags):
+                pos = flags.index(True)
+                raise DataError(
+                    f"ratings must be numbers, got the boolean {raw[pos]!r} at {describe_row(pos)}"
+                )
         values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64)
         bad = np.isnan(values) & ~pd.isna(raw)
         if bad.any():
@@ -355,7 +362,8 @@ def _validate_values(ratings: Any, scale, describe_row) -> np.ndarray:
                 f"{scale[0]:g}-{scale[1]:g} ({int(out.sum())} such ratings); fix the data or "
                 "declare the right scale"
             )
-    stored = values.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+        stored = values.astype(np.float32, copy=False)
     if stored is not values:
         # Checked again after the cast: 1e39 is finite as float64 but inf as float32.
         big = ~np.isfinite(stored)
