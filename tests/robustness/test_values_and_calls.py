@@ -131,6 +131,14 @@ def test_bad_hyperparameters(params, phrase):
         BiasedMF().set_params(**params)
 
 
+def _forged(user_index):
+    """Ratings from the trusting constructor, with an index beyond the vocabulary."""
+    from mfrec.data.vocab import Vocabulary
+
+    users, items = Vocabulary([1, 2], "user"), Vocabulary([10, 11], "item")
+    return Ratings(np.array(user_index), np.array([0, 1]), np.array([4.0, 3.0]), users, items)
+
+
 def _replace_factors(m):
     m.user_factors_ = np.zeros((1, 2), dtype=np.float32)
     return m.predict(1, 10)
@@ -183,6 +191,16 @@ CALLS = [
         lambda m: m.set_params(patience=2).fit(Ratings.from_arrays(USERS, ITEMS, RATINGS)),
         ParameterError,
         "needs validation",
+    ),
+    ("fit-forged-index", lambda m: m.fit(_forged([0, 7])), DataError, "user indices outside 0..1"),
+    ("fit-negative-index", lambda m: m.fit(_forged([-1, 0])), DataError, "indices outside"),
+    ("predict-forged", lambda m: m.predict_ratings(_forged([0, 5])), DataError, "outside"),
+    ("partial-fit-forged", lambda m: m.partial_fit(_forged([0, 9])), DataError, "outside"),
+    (
+        "validation-forged",
+        lambda m: m.fit(Ratings.from_arrays(USERS, ITEMS, RATINGS), validation=_forged([3, 0])),
+        DataError,
+        "outside",
     ),
     ("factors-replaced", _replace_factors, DataError, "inconsistent state"),
     ("bias-replaced", _replace_bias, DataError, "inconsistent state"),

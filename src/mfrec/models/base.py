@@ -202,6 +202,7 @@ class Recommender:
             )
         if validation is not None and not isinstance(validation, Ratings):
             raise DataError(f"validation must be mfrec Ratings, got {type(validation).__name__}")
+        _check_indices(ratings, "ratings")
         train = ratings.compact()
         self._set_training_data(train)
         val = None if validation is None else self._translate(validation)
@@ -227,6 +228,7 @@ class Recommender:
 
     def _translate(self, ratings: Ratings) -> ValidationData:
         """``ratings`` in this model's index space (``-1`` where an id is unknown)."""
+        _check_indices(ratings, "ratings")
         u = _index_table(ratings.users, self.users_)[ratings.user_index]
         i = _index_table(ratings.items, self.items_)[ratings.item_index]
         return ValidationData(u, i, ratings.rating)
@@ -624,6 +626,20 @@ class Recommender:
     ) -> Recommendations:
         """The ``n`` items most similar to each of ``item_ids``."""
         raise self._cannot("similar_items (it has no item latent space)")
+
+
+def _check_indices(ratings: Ratings, what: str) -> None:
+    """Ratings built by their trusting constructor may hold any index: check the bounds
+    once here, at the boundary, so that no kernel ever indexes out of range."""
+    for name, index, size in (
+        ("user", ratings.user_index, ratings.n_users),
+        ("item", ratings.item_index, ratings.n_items),
+    ):
+        if len(index) and (int(index.min()) < 0 or int(index.max()) >= size):
+            raise DataError(
+                f"{what} hold {name} indices outside 0..{size - 1} (their {name} vocabulary "
+                f"has {size} ids); build Ratings with Ratings.from_arrays or read_ratings"
+            )
 
 
 def _same(a: Any, b: Any) -> bool:
