@@ -196,6 +196,13 @@ READ = [
         {"encoding": "latin-1"},
         lambda r: r.users.kind == "str" and "ä" in r.users,
     ),
+    (
+        "encoding-utf8-sig",
+        "r.csv",
+        b"\xef\xbb\xbf" + GOOD,
+        {"encoding": "utf-8-sig"},
+        _ids("int", 1),
+    ),
     ("canonical-leading-zero", "r.csv", b"007,1,3\n8,1,3\n", {}, _ids("str", "007")),
     ("ids-as-str", "r.csv", GOOD, {"ids": "str"}, _ids("str", "1")),
     ("bigint-id", "r.csv", b"%d,1,3\n2,1,3\n" % 2**70, {}, _ids("bigint", 2)),

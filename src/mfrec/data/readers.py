@@ -165,7 +165,7 @@ def read_ratings(
             f"{path} is not a regular file (a pipe, socket or device); save the ratings to "
             "a file first"
         )
-    _check_encoding(encoding)
+    encoding = _check_encoding(encoding)
     name = path.name if name is None else name
     compression = _sniff_content(path)
     if compression == "parquet" or (
@@ -176,12 +176,16 @@ def read_ratings(
     return text.read(scale, duplicates, name)
 
 
-def _check_encoding(encoding: str) -> None:
+def _check_encoding(encoding: str) -> str:
+    """The encoding to read with ("utf-8" for any spelling of UTF-8, with or without
+    BOM: a UTF-8 BOM is skipped anyway); refuses unknown and non-ASCII-compatible ones."""
     import codecs
 
     try:
-        codecs.lookup(encoding)
-        ascii_compatible = "u,i,1.5\n".encode(encoding) == b"u,i,1.5\n"
+        if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+            return "utf-8"
+        encoded = "u,i,1.5\n".encode(encoding)
+        ascii_compatible = encoded.removeprefix(codecs.BOM_UTF8) == b"u,i,1.5\n"
     except (LookupError, TypeError, ValueError):
         raise DataError(f"unknown text encoding {encoding!r}; try 'utf-8' or 'latin-1'") from None
     if not ascii_compatible:
@@ -189,16 +193,14 @@ def _check_encoding(encoding: str) -> None:
             f"encoding {encoding!r} is not ASCII-compatible, which the reader needs; "
             f"convert the file to UTF-8 first (e.g. iconv -f {encoding} -t UTF-8)"
         )
+    return encoding
 
 
 def _sniff_content(path: Path) -> str | None:
     """pyarrow's codec of a compressed file, ``"parquet"``, or None for plain text;
     refuses archives, UTF-16/32 and binary files with a message that says why."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with open(path, "rb") as handle:  # an OSError (permissions, ...) is left as it is
+        head = handle.read(4096)
     if head.startswith(b"PAR1"):
         return "parquet"
     for magic, codec, label in _MAGIC:
