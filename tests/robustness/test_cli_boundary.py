@@ -127,6 +127,8 @@ CASES = [
     ("train-out-is-folder", "train {d}/ratings.csv --out {d}/folder", 2, "is a directory"),
     ("train-duplicates-option", "train {d}/ratings.csv --duplicates first --out {d}/m", 2,
      "--duplicates"),
+    ("train-sep-bad-escape", "train {d}/ratings.csv --sep \\x --out {d}/m.mfrec", 1,
+     "--sep '\\\\x' is not a valid separator"),
     ("unknown-option", "train {d}/ratings.csv --bogus", 2, "No such option"),
     ("unknown-command", "frobnicate", 2, "No such command"),
 ]  # fmt: skip

@@ -185,7 +185,15 @@ def _load_data(
 
 
 def _unescape(sep: str | None) -> str | None:
-    return None if sep is None else sep.encode().decode("unicode_escape")
+    if sep is None:
+        return None
+    try:
+        return sep.encode().decode("unicode_escape")
+    except UnicodeDecodeError:
+        raise CliError(
+            f"--sep {sep!r} is not a valid separator; give it as is (e.g. --sep ';') or "
+            "escaped (e.g. --sep '\\t')"
+        ) from None
 
 
 def _parse_scale(scale: str | None) -> tuple[float, float] | None:

@@ -832,7 +832,10 @@ def _read_parquet(
         raise DataError(f"cannot read {path} as Parquet: {exc}") from None
     names = parquet.schema_arrow.names
     positions = _match_names(names, roles, f"{path}")
-    table = parquet.read(columns=[names[i] for i in positions.values()])
+    try:
+        table = parquet.read(columns=[names[i] for i in positions.values()])
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {path} as Parquet: {exc}") from None
     if table.num_rows == 0:
         raise DataError(f"{path} has no ratings")
 
