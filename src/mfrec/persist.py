@@ -444,12 +444,10 @@ class _Restorer:
                 "member 'seen_indices'", f"holds item indices outside 0..{self.n_items - 1}"
             )
         if nnz > 1:
-            step = np.diff(indices.astype(np.int64))
-            inner = np.ones(nnz - 1, dtype=bool)
+            increasing = indices[1:] > indices[:-1]  # one bool per pair, no wider temporary
             starts = indptr[1:-1].astype(np.int64)
-            starts = starts[(starts > 0) & (starts < nnz)]
-            inner[starts - 1] = False
-            if (step[inner] <= 0).any():
+            increasing[starts[(starts > 0) & (starts < nnz)] - 1] = True  # across users
+            if not increasing.all():
                 raise self.bad(
                     "member 'seen_indices'", "is not sorted and distinct within each user"
                 )
