@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +21,9 @@ from typing import Any
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parents[1]
+#: Load average (1, 5, 15 min) when the benchmark started (this module is imported first).
+LOAD_AT_START = os.getloadavg()
 
 
 def machine() -> dict[str, Any]:
@@ -71,13 +75,45 @@ def rmse_mae(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
     return float(np.sqrt(np.mean(d * d))), float(np.mean(np.abs(d)))
 
 
+def code_version() -> dict[str, Any]:
+    """The code a result describes: the commit checked out and what differed from it.
+
+    ``dirty_files`` lists every path ``git status`` reports as changed or untracked when
+    the result was written; ``bench/report.py`` refuses a result measured with changes to
+    ``src/mfrec`` or to its own script (the numbers would describe code no commit holds).
+    Outside a git checkout ``sha`` is None, and the result can never be pasted.
+    """
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        sha = git("rev-parse", "HEAD").strip()
+        status = git("status", "--porcelain", "--untracked-files=all")
+    except (OSError, subprocess.CalledProcessError):
+        return {"sha": None, "dirty": None, "dirty_files": []}
+    dirty = sorted(line[3:].split(" -> ")[-1] for line in status.splitlines() if line.strip())
+    return {"sha": sha, "dirty": bool(dirty), "dirty_files": dirty}
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json`` (atomically) and return its path."""
+    """Write ``bench/results/<name>.json`` (atomically) and return its path.
+
+    Every result is stamped with the code it describes (:func:`code_version`: the git SHA,
+    a dirty flag and the dirty files), the script that made it, and the load average at
+    the start and at the end of the run -- this machine is shared, and a timing measured
+    under load says so.
+    """
     RESULTS.mkdir(exist_ok=True)
     payload = {
         "benchmark": name,
+        "script": f"bench/{Path(sys.argv[0]).name}",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "code": code_version(),
+        "load_average": {"start": list(LOAD_AT_START), "end": list(os.getloadavg())},
         "machine": machine(),
         **payload,
     }

@@ -17,14 +17,17 @@ else at the fallback settings below (the table says which):
   registered;
 - Surprise's ``SVDpp`` at its defaults, fitted on the same folds in the same run.
 
-The targets of issue 4: best mfrec model on u1.test RMSE <= 0.895 (published best
-0.889), and on the u1..u5 mean below Surprise's SVD++.
+The targets of issue 4, graded on the headline model named in ``HEADLINE`` before the
+run: u1.test RMSE <= 0.895 (published best 0.889), and the u1..u5 mean below Surprise's
+SVD++ (at Surprise's defaults, untuned: the table labels each row's settings).
 
 Every model sees the same folds; predictions are clipped to 1..5. Each fold is fitted
 ``--repeats`` times per model with seeds shared between models: RMSE and MAE are means
 over the repeats (one chain's luck is worth about +-0.001 RMSE), fit seconds medians.
-mfrec models use every core (their default), Surprise one (all it can). Writes
-bench/results/frontier.json.
+mfrec models use every core (their default), Surprise one (all it can). Repeats are
+interleaved: every model's first fit of a fold, then every model's second, so a burst
+of load on this shared machine falls on all of them. The headline model (``HEADLINE``) is fixed here
+before the run. Writes bench/results/frontier.json.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ FALLBACK = {
     "svdpp": {"n_factors": 20, "n_epochs": 20, "lr": 0.007, "reg": 0.02},  # Surprise's
     "als": {"n_factors": 10, "n_epochs": 10, "reg": 0.1},  # Spark's
 }
+#: The headline: the row graded against the targets, named before anything runs. It is
+#: never picked from the results -- choosing the best of several rows by their test RMSE
+#: would grade the test folds' own luck.
+HEADLINE = "bayes-mf"
+#: The published state of the art on u1.base/u1.test (GLocal-K, 2021), and issue 4's target.
+PUBLISHED_BEST, TARGET = 0.889, 0.895
 #: (label, model name, overrides on top of the preset/fallback).
 ROWS = [
     ("bayes-mf", "bayes-mf", {}),
@@ -112,23 +121,26 @@ def main() -> None:
         trainset = testset = None
         if not args.no_surprise:
             trainset, testset = surprise_data(fold)
-        for c in configs:
-            seconds, errors = [], []
-            for rep in range(args.repeats):
-                seed = 100 * k + rep
+        seconds = {c["label"]: [] for c in configs}
+        errors = {c["label"]: [] for c in configs}
+        for rep in range(args.repeats):
+            seed = 100 * k + rep
+            for c in configs:
                 fit_s, err = _fit_and_score(c, fold, seed, trainset, testset)
-                seconds.append(fit_s)
-                errors.append(err)
-            rmse, mae = np.mean(errors, axis=0)
+                seconds[c["label"]].append(fit_s)
+                errors[c["label"]].append(err)
+        for c in configs:
+            errs, secs = errors[c["label"]], seconds[c["label"]]
+            rmse, mae = np.mean(errs, axis=0)
             results[c["label"]][fold.name] = {
                 "rmse": float(rmse),
                 "mae": float(mae),
-                "fit_s": float(np.median(seconds)),
-                "rmse_runs": [float(e[0]) for e in errors],
+                "fit_s": float(np.median(secs)),
+                "rmse_runs": [float(e[0]) for e in errs],
             }
             print(
                 f"{fold.name} {c['label']:<24} RMSE {rmse:.4f} MAE {mae:.4f} "
-                f"fit {np.median(seconds):.2f}s",
+                f"fit {np.median(secs):.2f}s",
                 flush=True,
             )
 
@@ -155,11 +167,13 @@ def main() -> None:
         + ["fit s (mean over folds)", "settings"]
     )
     table = markdown_table(headers, table_rows)
-    best = min(summary_rows, key=lambda r: r["mean"]["rmse"] if r["model"] in MODELS else np.inf)
+    best = next(r for r in summary_rows if r["label"] == HEADLINE)
     lines = [
-        f"Best mfrec model: {best['label']} ({_describe(best['params'])}).",
+        f"Headline model, named before the run: {best['label']} "
+        f"({_describe(best['params'])}, {best['source']}).",
         f"{args.repeats} seeded fit(s) per fold and model (RMSE/MAE mean, seconds median); "
-        "predictions clipped to 1..5; mfrec on all cores, Surprise on one. numba "
+        "repeats interleaved across models; predictions clipped to 1..5; mfrec models at "
+        "their default thread count, Surprise on one core. numba "
         "compile/load before the first fit is excluded ("
         + ", ".join(f"{k}: {v:.1f}s" for k, v in compile_seconds.items())
         + ").",
@@ -167,15 +181,17 @@ def main() -> None:
     if "u1" in names:
         u1 = best["folds"]["u1"]["rmse"]
         lines.append(
-            f"Target u1.test RMSE <= 0.895 (stretch <= 0.889): {u1:.4f} -- "
-            + ("stretch met" if u1 <= 0.889 else "met" if u1 <= 0.895 else "not met")
+            f"Target u1.test RMSE <= {TARGET} (stretch: the published best, "
+            f"{PUBLISHED_BEST}, GLocal-K 2021): {u1:.4f} -- "
+            + ("stretch met" if u1 <= PUBLISHED_BEST else "met" if u1 <= TARGET else "not met")
             + "."
         )
     if len(names) == 5 and not args.no_surprise:
         peer = next(r for r in summary_rows if r["label"] == "Surprise SVDpp")["mean"]["rmse"]
         lines.append(
-            f"u1..u5 mean: {best['mean']['rmse']:.4f} vs Surprise SVD++ {peer:.4f} -- "
-            + ("better" if best["mean"]["rmse"] < peer else "not better")
+            f"u1..u5 mean: {best['mean']['rmse']:.4f} ({best['label']}, {best['source']}) vs "
+            f"Surprise SVD++ at its defaults, not tuned, {peer:.4f} -- "
+            + ("lower" if best["mean"]["rmse"] < peer else "not lower")
             + "."
         )
     if args.quick:

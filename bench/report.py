@@ -1,43 +1,158 @@
-"""Paste the benchmark tables from bench/results/*.json into README.md.
+"""Paste the benchmark tables from bench/results/*.json into README.md -- current ones only.
 
-    python bench/report.py
+    python bench/report.py            # rewrite README.md's bench sections
+    python bench/report.py --check    # change nothing; exit 1 if anything is stale or unpasted
 
 Each benchmark writes a ``markdown`` field; this script replaces the README text between
-``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` with it (and the measurement line).
-The README's numbers therefore always come from a bench run, never from typing.
+``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` with it and a line saying when, by
+which command, at which commit and under what load it was measured. The README's numbers
+therefore always come from a bench run, never from typing (``tests/test_readme.py``
+re-renders the sections and fails on any difference).
+
+A result is pasted only if it is *current*: it was stamped with a commit SHA
+(``bench/_common.write_result`` does that), it was measured with no uncommitted change to
+``src/mfrec`` or to its script, and neither changed between that commit and HEAD::
+
+    git diff --quiet SHA HEAD -- src/mfrec bench/<script>
+
+Otherwise the section says plainly that the result is pending (and which code the last
+run measured), the reason is printed, and ``--check`` exits non-zero. The remedy is to
+commit the code, rerun the benchmark, and run this script.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+#: The code every benchmark depends on, besides its own script.
+SOURCE = "src/mfrec"
 
 
-def main() -> None:
-    readme_path = ROOT / "README.md"
-    readme = readme_path.read_text()
-    for result in sorted((ROOT / "bench" / "results").glob("*.json")):
-        data = json.loads(result.read_text())
+def load_results(folder: Path = RESULTS) -> list[dict[str, Any]]:
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
+def script_of(data: dict[str, Any]) -> str:
+    return data.get("script") or f"bench/{data['benchmark']}.py"
+
+
+def section_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"(<!-- bench:{re.escape(name)} -->\n)(.*?)(<!-- /bench:{re.escape(name)} -->)", re.S
+    )
+
+
+def render(data: dict[str, Any]) -> str:
+    """The README block of a current result: its tables and notes, and how it was made."""
+    m, code, load = data["machine"], data["code"], data["load_average"]
+    dirty = " (uncommitted changes elsewhere)" if code["dirty"] else ""
+    stamp = (
+        f"_Measured {data['measured']} by `{data['command']}` at commit "
+        f"{code['sha'][:10]}{dirty} on {m['cpu_count']} cores ({m['processor']}), "
+        f"Python {m['python']}, numba {m['numba']}; load average "
+        f"{load['start'][0]:.2f} at the start, {load['end'][0]:.2f} at the end._\n"
+    )
+    return data["markdown"].rstrip() + "\n\n" + stamp
+
+
+def pending(data: dict[str, Any]) -> str:
+    """The README block of a result that is not current: no numbers, what to run."""
+    sha = (data.get("code") or {}).get("sha")
+    made = f"code at commit {sha[:10]}" if sha else "code of unrecorded version (unstamped)"
+    return (
+        f"_Pending: no current result. The last run (measured {data['measured']}, {made}) "
+        f"is older than the code it describes, so its numbers are not shown; rerun "
+        f"`python {script_of(data)}` and `python bench/report.py`._\n"
+    )
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def staleness(data: dict[str, Any]) -> str | None:
+    """Why ``data`` may not be pasted into the README, or None if it is current."""
+    code = data.get("code") or {}
+    sha, script = code.get("sha"), script_of(data)
+    if not sha:
+        return "unstamped: it records no commit SHA (measured before results were stamped)"
+    touched = [
+        f
+        for f in code.get("dirty_files", [])
+        if f in (script, SOURCE) or f.startswith(SOURCE + "/")
+    ]
+    if touched:
+        return f"measured with uncommitted changes to {', '.join(touched)}"
+    try:
+        known = _git("cat-file", "-e", f"{sha}^{{commit}}")
+    except OSError:
+        return "git is not available to compare its commit with HEAD"
+    if known.returncode != 0:
+        return f"its commit {sha[:10]} is not in this repository"
+    diff = _git("diff", "--name-only", sha, "HEAD", "--", SOURCE, script)
+    if diff.returncode != 0:
+        return f"git diff {sha[:10]} HEAD failed: {diff.stderr.strip()}"
+    changed = diff.stdout.split()
+    if changed:
+        shown = ", ".join(changed[:3]) + (
+            f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        )
+        return f"older than the code: {shown} changed between {sha[:10]} and HEAD"
+    return None
+
+
+def update(readme: str, results: list[dict[str, Any]], stale: dict[str, str | None]):
+    """The README with every section re-rendered, and the messages to print."""
+    messages = []
+    for data in results:
         name = data["benchmark"]
-        pattern = re.compile(
-            rf"(<!-- bench:{re.escape(name)} -->\n).*?(<!-- /bench:{re.escape(name)} -->)", re.S
-        )
+        pattern = section_pattern(name)
         if not pattern.search(readme):
-            print(f"README has no <!-- bench:{name} --> section; skipped")
+            messages.append(f"{name}: README has no <!-- bench:{name} --> section; skipped")
             continue
-        m = data["machine"]
-        stamp = (
-            f"_Measured {data['measured']} by `{data['command']}` on {m['cpu_count']} cores "
-            f"({m['processor']}), Python {m['python']}, numba {m['numba']}._\n"
-        )
-        block = data["markdown"].rstrip() + "\n\n" + stamp
-        readme = pattern.sub(lambda mt, block=block: mt.group(1) + block + mt.group(2), readme)
-        print(f"updated {name}")
-    readme_path.write_text(readme)
+        reason = stale[name]
+        block = pending(data) if reason else render(data)
+        messages.append(f"{name}: " + (f"NOT pasted, {reason}" if reason else "pasted"))
+        readme = pattern.sub(lambda mt, b=block: mt.group(1) + b + mt.group(3), readme)
+    return readme, messages
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a result is not current or README.md is out of date",
+    )
+    args = parser.parse_args(argv)
+    results = load_results()
+    stale = {data["benchmark"]: staleness(data) for data in results}
+    before = README.read_text()
+    after, messages = update(before, results, stale)
+    print("\n".join(messages))
+    if args.check:
+        problems = [name for name, reason in stale.items() if reason]
+        if after != before:
+            problems.append("README.md (run python bench/report.py)")
+        if problems:
+            print(f"not current: {', '.join(problems)}", file=sys.stderr)
+            return 1
+        return 0
+    if after != before:
+        tmp = README.with_suffix(".md.tmp")
+        tmp.write_text(after)
+        tmp.replace(README)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

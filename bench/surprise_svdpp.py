@@ -68,9 +68,10 @@ def main() -> None:
         ours, peer = np.mean(ours_err, axis=0), np.mean(peer_err, axis=0)
         rows.append(
             {
-                # Seed-to-seed standard deviation of this fold's RMSE (0 with one repeat).
-                "mfrec_rmse_sd": float(np.std([e[0] for e in ours_err])),
-                "surprise_rmse_sd": float(np.std([e[0] for e in peer_err])),
+                # Seed-to-seed sample standard deviation of this fold's RMSE (ddof=1;
+                # NaN with one repeat: one fit says nothing about the spread).
+                "mfrec_rmse_sd": _sample_sd([e[0] for e in ours_err]),
+                "surprise_rmse_sd": _sample_sd([e[0] for e in peer_err]),
                 "fold": fold.name,
                 "mfrec_rmse": float(ours[0]),
                 "mfrec_mae": float(ours[1]),
@@ -139,6 +140,10 @@ def main() -> None:
             "compile_seconds": compile_seconds,
         },
     )
+
+
+def _sample_sd(values: list[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
 if __name__ == "__main__":
