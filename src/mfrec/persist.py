@@ -211,6 +211,7 @@ def _load_from(source: Any, path: str):
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ModelFileError(f"{path} is a bare numpy array, not an mfrec model file")
     with archive:
+        _check_stored(archive, path)
         if "meta" not in archive.files:
             raise ModelFileError(
                 f"{path} is incomplete: member 'meta' is missing (not an mfrec model file?)"
@@ -230,6 +231,21 @@ def _load_from(source: Any, path: str):
         if missing:
             raise ModelFileError(f"{path} is incomplete: member {missing[0]!r} is missing; {_FIX}")
     return _build(cls, members, meta, path)
+
+
+def _check_stored(archive: np.lib.npyio.NpzFile, path: str) -> None:
+    """Members must be stored as model.save writes them, uncompressed: the bytes read
+    are then bounded by the file's size (a compressed member could expand without
+    bound, a "zip bomb")."""
+    import zipfile
+
+    for info in archive.zip.infolist():
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            raise ModelFileError(
+                f"{path}: member {info.filename!r} is compressed, but mfrec model files "
+                "store their members uncompressed (as model.save() writes them); save the "
+                "model again rather than recompressing the file"
+            )
 
 
 def _read(archive: np.lib.npyio.NpzFile, key: str, path: str) -> np.ndarray:

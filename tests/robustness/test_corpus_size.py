@@ -21,7 +21,7 @@ def corpus_counts() -> dict[str, int]:
         + 3  # unfitted predict/recommend, unknown model
         + len(model_files.REFUSED)
         + model_files.PATH_CASES
-        + 2  # missing model file, deeply nested metadata
+        + 3  # missing model file, deeply nested metadata, compressed members
         + len(cli_errors)
         + 3  # OS errors at the CLI
         + 2  # a bug at the CLI, in process and in a real process

@@ -254,6 +254,16 @@ def test_deeply_nested_metadata(tiny_file):
         mfrec.load(tiny_file)
 
 
+def test_compressed_members_are_refused(tiny_file):
+    """A compressed member could expand without bound (a zip bomb): refused unread."""
+    meta, arrays = read_members(tiny_file)
+    raw = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(tiny_file, "wb") as handle:
+        np.savez_compressed(handle, meta=raw, **arrays)
+    with pytest.raises(ModelFileError, match="is compressed"):
+        mfrec.load(tiny_file)
+
+
 def _big_endian(meta, arrays):
     for key in list(arrays):
         if arrays[key].dtype.kind in "fi":
