@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 import mfrec
-from _common import write_result
+from _common import markdown_table, write_result
 from mfrec.data.ratings import Ratings
 from mfrec.data.readers import read_ratings
 from mfrec.data.vocab import Vocabulary
@@ -83,6 +83,31 @@ def write_csv(path: Path, lines: int) -> None:
             rows = np.char.add(np.char.add(rows, ","), ratings[block].astype(str))
             rows = np.char.add(np.char.add(rows, ","), times[block].astype(str))
             handle.write("\n".join(rows.tolist()) + "\n")
+
+
+def markdown(args: argparse.Namespace, medians: dict[str, float], file_mb: float) -> str:
+    """The README block: what verification costs, against the floors."""
+    seen = args.users * args.per_user
+    rows = [
+        ["save (checksums computed)", medians["save"], ""],
+        ["np.load of every member (floor)", medians["np_load_floor"], 1.0],
+        ["mfrec.load, file without checksums", medians["load_no_checksums"],
+         medians["load_no_checksums"] / medians["np_load_floor"]],
+        ["mfrec.load, verified whole", medians["load_verified"],
+         medians["load_verified"] / medians["np_load_floor"]],
+    ]  # fmt: skip
+    model = markdown_table(["model file", "median s", "vs floor"], rows)
+    rows = [
+        ["pyarrow.csv.read_csv (floor)", medians["pyarrow_csv_floor"], 1.0],
+        ["read_ratings (checked, ids encoded)", medians["read_ratings"],
+         medians["read_ratings"] / medians["pyarrow_csv_floor"]],
+    ]  # fmt: skip
+    reader = markdown_table(["ratings file", "median s", "vs floor"], rows)
+    return (
+        f"A BiasedMF of {args.users:,} users, {args.items:,} items, {seen:,} seen ratings "
+        f"and 100 factors ({file_mb:.0f} MB file); a CSV of {args.lines:,} ratings. "
+        f"Medians of {args.repeats} interleaved rounds.\n\n{model}\n\n{reader}\n"
+    )
 
 
 def median_of(rounds: list[dict[str, float]], key: str) -> float:
@@ -149,6 +174,7 @@ def run(args: argparse.Namespace, folder: Path, load_before: tuple[float, ...]) 
             / medians["load_no_checksums"],
             "read_ratings_over_pyarrow": medians["read_ratings"] / medians["pyarrow_csv_floor"],
         },
+        "markdown": markdown(args, medians, path.stat().st_size / 1e6),
         "rounds": rounds,
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
