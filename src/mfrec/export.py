@@ -45,7 +45,9 @@ def write_recommendations(
     target = Path(path)
     fmt = FORMATS.get(target.suffix.lower())
     if fmt is None:
-        raise ValueError(
+        from mfrec.exceptions import ParameterError
+
+        raise ParameterError(
             f"cannot tell the format of {target.name!r}: use one of {', '.join(FORMATS)}"
         )
     schema = pa.schema(

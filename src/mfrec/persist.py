@@ -16,17 +16,30 @@ run code:
 ``item_titles``        display titles, when the training data had them
 ``a.<name>``           each learned array (``a.user_factors_``, ...)
 
+``meta["checksums"]`` holds the SHA-256 of every member (its dtype, shape and bytes)
+and, under ``"meta"``, of the metadata itself (canonical JSON without the checksums):
+any edit or corruption of a file is detected and names the member it is in. Files
+written before checksums existed still load (verified by structure only).
+
 Files are written atomically (a temporary file beside the target, then one rename).
-Loading checks the format name and version, the model class, the presence and shapes
-of the arrays, and the zip CRCs; anything wrong is a :class:`ModelFileError`.
+Loading verifies the file whole before any of it is used: format name and version,
+the checksums, the model class and its hyperparameters, the type of every scalar, and
+of every array its dtype, shape, agreement with the others (vocabulary sizes, factor
+widths), finiteness, the seen-items CSR (monotone ``indptr``, item indices within
+bounds, sorted and distinct per user) and distinct vocabulary ids -- so that a loaded
+model can never crash a kernel or predict nonsense. Anything wrong is a
+:class:`ModelFileError` naming the member and the fix.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
+import logging
+import math
+import numbers
 import os
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -37,8 +50,11 @@ from mfrec._version import __version__
 from mfrec.data.vocab import Vocabulary
 from mfrec.exceptions import ModelFileError, ParameterError
 
+logger = logging.getLogger(__name__)
+
 FORMAT = "mfrec-model"
 FORMAT_VERSION = 1
+_FIX = "re-create it with model.save() or `mfrec train --out` (or restore a backup)"
 
 
 def _json_value(value: Any) -> Any:
@@ -90,27 +106,87 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
         "history": [{k: _json_value(v) for k, v in rec.items()} for rec in model.history_],
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    meta = json.loads(json.dumps(meta, allow_nan=True))  # exactly what load will see
+    meta["checksums"] = {"meta": _meta_digest(meta)} | {
+        name: _array_digest(value) for name, value in sorted(arrays.items())
+    }
     arrays["meta"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)
     with atomic_write(path) as handle:
         np.savez(handle, **arrays)
 
 
+def _array_digest(value: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes."""
+    arr = np.ascontiguousarray(value)
+    digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode())
+    if arr.size:
+        digest.update(arr.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
+def _meta_digest(meta: dict) -> str:
+    """SHA-256 of the metadata without its checksums, as canonical JSON."""
+    body = {k: v for k, v in meta.items() if k != "checksums"}
+    text = json.dumps(body, sort_keys=True, allow_nan=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: Learned arrays beyond ``_fitted_arrays`` that a class persists (its ``_extra_state``).
+_EXTRA_ARRAYS: dict[str, tuple[str, ...]] = {
+    "TruncatedSVD": ("singular_values_",),
+    "BayesianMF": ("user_bias_samples_", "item_bias_samples_"),
+}
+_SCALARS = ("global_mean_", "fit_seconds_", "best_epoch_")
+
+
+def _has_biases(class_name: str, params: dict) -> tuple[bool, bool] | None:
+    """Whether a fitted model of this class has (user, item) biases, given its
+    hyperparameters; None when the class is not known here (no check)."""
+    fixed = {
+        "BiasedMF": (True, True),
+        "SVDpp": (True, True),
+        "BayesianMF": (True, True),
+        "BiasBaseline": (True, True),
+        "FunkSVD": (False, False),
+        "ImplicitALS": (False, False),
+        "GlobalMean": (False, False),
+    }
+    if class_name in fixed:
+        return fixed[class_name]
+    if class_name in ("ALS", "GradientDescentMF", "NMF"):
+        return (bool(params["biased"]),) * 2
+    if class_name == "TruncatedSVD":
+        return (params["impute"] == "bias",) * 2
+    if class_name == "AdamMF":
+        return True, params["mean"] == "item"
+    return None
+
+
 def load(path: str | os.PathLike[str]):
-    """Load a model written by ``model.save(path)``.
+    """Load a model written by ``model.save(path)``, verified whole (see the module
+    docstring): a file that loads is a model that predicts what was saved.
 
     Raises
     ------
     FileNotFoundError
         No file at ``path``.
     ModelFileError
-        The file is not an mfrec model, is truncated or corrupted, or was written by an
-        incompatible version.
+        The file is not an mfrec model, is truncated, corrupted, edited or internally
+        inconsistent, or was written by an incompatible version. The message names
+        the member at fault and the fix.
     """
-    from mfrec.models import get_model_class
+    import stat
 
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model file at {path}")
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise ModelFileError(f"{path} is a folder, not a model file; give the .mfrec file")
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(
+            f"{path} is not a regular file (a pipe, socket or device); copy the model to a file"
+        )
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if magic != b"PK\x03\x04":
@@ -118,110 +194,414 @@ def load(path: str | os.PathLike[str]):
             f"{path} is not an mfrec model file (it is not a zip archive; model files are "
             "written by model.save() or `mfrec train --out`)"
         )
+    return _load_from(path, path)
+
+
+def _load_from(source: Any, path: str):
+    """Load from ``source`` (a path or a binary file object); ``path`` names it in
+    messages. Members are checked as they are read, the metadata first, so that a
+    damaged file is refused at the first damaged member."""
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        archive = np.load(source, allow_pickle=False)
+    except Exception as exc:  # zipfile raises many kinds on a damaged directory
         raise ModelFileError(
-            f"{path} is not a readable mfrec model file (not a zip/npz archive, or truncated): "
-            f"{exc}"
+            f"{path} is not a readable mfrec model file (damaged zip directory, or "
+            f"truncated: {type(exc).__name__}: {exc}); {_FIX}"
         ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ModelFileError(f"{path} is a bare numpy array, not an mfrec model file")
     with archive:
-        try:
-            meta = json.loads(bytes(_read(archive, "meta", path)).decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelFileError(f"{path}: model metadata is not valid JSON ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        _check_stored(archive, path)
+        if "meta" not in archive.files:
             raise ModelFileError(
-                f"{path} is not an mfrec model file (format {meta.get('format')!r})"
+                f"{path} is incomplete: member 'meta' is missing (not an mfrec model file?)"
             )
-        version = meta.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        raw_meta = _read(archive, "meta", path)
+        meta = _parse_meta(raw_meta, path)
+        cls = _model_class(meta, path)
+        sums = _checksums(meta, path)
+        members = {"meta": raw_meta}
+        for key in archive.files:
+            if key != "meta":
+                members[key] = _read(archive, key, path)
+                if sums is not None:
+                    _verify_member(sums, key, members[key], path)
+    if sums is not None:
+        missing = sorted(set(sums) - set(members))
+        if missing:
+            raise ModelFileError(f"{path} is incomplete: member {missing[0]!r} is missing; {_FIX}")
+    return _build(cls, members, meta, path)
+
+
+def _check_stored(archive: np.lib.npyio.NpzFile, path: str) -> None:
+    """Members must be stored as model.save writes them, uncompressed: the bytes read
+    are then bounded by the file's size (a compressed member could expand without
+    bound, a "zip bomb")."""
+    import zipfile
+
+    for info in archive.zip.infolist():
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
             raise ModelFileError(
-                f"{path} has model format version {version!r}, newer than this mfrec "
-                f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade mfrec to load it"
+                f"{path}: member {info.filename!r} is compressed, but mfrec model files "
+                "store their members uncompressed (as model.save() writes them); save the "
+                "model again rather than recompressing the file"
             )
-        try:
-            cls = get_model_class(meta["model_class"])
-        except (ParameterError, KeyError):
-            raise ModelFileError(
-                f"{path} holds a model of unknown class {meta.get('model_class')!r}; "
-                "it may need a newer mfrec"
-            ) from None
-        try:
-            model = cls()
-            model.set_params(**meta["params"])
-        except (ParameterError, KeyError, TypeError) as exc:
-            raise ModelFileError(f"{path}: stored hyperparameters are invalid: {exc}") from None
-        _restore(model, archive, meta, path)
-    return model
 
 
 def _read(archive: np.lib.npyio.NpzFile, key: str, path: str) -> np.ndarray:
     try:
-        return archive[key]
-    except KeyError:
-        raise ModelFileError(f"{path} is incomplete: member {key!r} is missing") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ModelFileError(f"{path} is corrupted (member {key!r}: {exc})") from None
+        value = archive[key]
+    except MemoryError:
+        raise ModelFileError(
+            f"{path} is corrupted (member {key!r} claims an impossible size); {_FIX}"
+        ) from None
+    except Exception as exc:  # CRC errors, bad .npy headers, truncation, ...
+        raise ModelFileError(
+            f"{path} is corrupted (member {key!r}: {type(exc).__name__}: {exc}); {_FIX}"
+        ) from None
+    if not isinstance(value, np.ndarray):
+        raise ModelFileError(f"{path} is corrupted (member {key!r} is not an array); {_FIX}")
+    return value
 
 
-def _restore(model: Any, archive: np.lib.npyio.NpzFile, meta: dict, path: str) -> None:
+def _bad(path: str, member: str, problem: str) -> ModelFileError:
+    return ModelFileError(f"{path} is inconsistent: {member} {problem}; {_FIX}")
+
+
+def _parse_meta(raw: np.ndarray, path: str) -> dict:
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise _bad(path, "member 'meta'", f"is {raw.dtype} of shape {raw.shape}, not UTF-8 bytes")
     try:
-        model.users_ = Vocabulary.from_array(
-            meta["users_kind"], _read(archive, "users", path), "user"
+        meta = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelFileError(
+            f"{path}: model metadata (member 'meta') is not valid JSON ({exc}); {_FIX}"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        shown = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelFileError(f"{path} is not an mfrec model file (format {shown!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _bad(path, "meta.format_version", f"is {version!r}, not a positive int")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has model format version {version!r}, newer than this mfrec "
+            f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade mfrec to load it"
         )
-        model.items_ = Vocabulary.from_array(
-            meta["items_kind"], _read(archive, "items", path), "item"
+    return meta
+
+
+def _checksums(meta: dict, path: str) -> dict[str, str] | None:
+    """The member checksums, after checking the metadata's own; None for a file saved
+    before checksums existed."""
+    sums = meta.get("checksums")
+    if sums is None:
+        logger.info(
+            "%s has no checksums (saved by an older mfrec): verified by structure only; "
+            "save it again to add them",
+            path,
         )
-        n_users, n_items = len(model.users_), len(model.items_)
-        model._seen = sp.csr_matrix(
+        return None
+    if not isinstance(sums, dict) or not all(isinstance(v, str) for v in sums.values()):
+        raise _bad(path, "meta.checksums", "is not a mapping of member names to digests")
+    if sums.get("meta") != _meta_digest(meta):
+        raise ModelFileError(
+            f"{path} is corrupted or was edited: its metadata (member 'meta') does not match "
+            f"its checksum; {_FIX}"
+        )
+    return sums
+
+
+def _verify_member(sums: dict[str, str], name: str, value: np.ndarray, path: str) -> None:
+    if name not in sums:
+        raise ModelFileError(
+            f"{path} was altered: member {name!r} has no checksum (it was not written "
+            f"by model.save()); {_FIX}"
+        )
+    try:
+        digest = _array_digest(value)
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path} is corrupted (member {name!r}: {exc}); {_FIX}") from None
+    if digest != sums[name]:
+        raise ModelFileError(
+            f"{path} is corrupted or was edited: member {name!r} does not match its "
+            f"checksum; {_FIX}"
+        )
+
+
+def _model_class(meta: dict, path: str) -> type:
+    from mfrec.models import get_model_class
+
+    name = meta.get("model_class")
+    if isinstance(name, str):
+        try:
+            return get_model_class(name)
+        except ParameterError:
+            pass
+    raise ModelFileError(
+        f"{path} holds a model of unknown class {name!r}; it may need a newer mfrec"
+    )
+
+
+def _build(cls: type, members: dict[str, np.ndarray], meta: dict, path: str):
+    params = meta.get("params")
+    if not isinstance(params, dict):
+        raise _bad(path, "meta.params", "is not a mapping of hyperparameters")
+    try:
+        model = cls()
+        model.set_params(**params)
+    except Exception as exc:  # ParameterError, or a value a constraint cannot compare
+        raise ModelFileError(
+            f"{path}: stored hyperparameters (meta.params) are invalid for {cls.__name__} "
+            f"(is the model class right?): {exc}; {_FIX}"
+        ) from None
+    try:
+        _Restorer(model, members, meta, path).run()
+    except ModelFileError:
+        raise
+    except Exception as exc:  # a value no check above foresaw: still the file's fault
+        raise ModelFileError(
+            f"{path} is inconsistent ({type(exc).__name__}: {exc}); {_FIX}"
+        ) from None
+    return model
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class _Restorer:
+    """Check every member of a parsed file against the model class, then set the
+    model's learned state from them."""
+
+    def __init__(self, model: Any, members: dict[str, np.ndarray], meta: dict, path: str):
+        self.model, self.members, self.meta, self.path = model, members, meta, path
+        self.cls_name = type(model).__name__
+
+    def bad(self, member: str, problem: str) -> ModelFileError:
+        return _bad(self.path, member, problem)
+
+    def member(self, key: str) -> np.ndarray:
+        if key not in self.members:
+            raise ModelFileError(f"{self.path} is incomplete: member {key!r} is missing; {_FIX}")
+        value = self.members[key]
+        if value.dtype.byteorder not in ("=", "|") and not value.dtype.isnative:
+            value = value.astype(value.dtype.newbyteorder("="))
+        return np.ascontiguousarray(value)
+
+    def floats(self, key: str, shape: tuple[int | None, ...]) -> np.ndarray:
+        value = self.member(key)
+        what = f"member {key!r}"
+        if value.dtype not in (np.float32, np.float64):
+            raise self.bad(what, f"has dtype {value.dtype}, expected float32 or float64")
+        if value.ndim != len(shape) or any(
+            want is not None and got != want for got, want in zip(value.shape, shape, strict=True)
+        ):
+            expected = tuple("k" if s is None else s for s in shape)
+            raise self.bad(what, f"has shape {value.shape}, expected {expected}")
+        if not np.isfinite(value).all():
+            raise self.bad(what, "holds NaN or infinite values")
+        return value
+
+    def run(self) -> None:
+        self.restore_vocabularies()
+        self.restore_seen()
+        self.restore_scalars()
+        self.restore_arrays()
+        unexpected = sorted(set(self.members) - self.used - {"meta"})
+        if unexpected:
+            raise self.bad(f"member {unexpected[0]!r}", "does not belong to an mfrec model file")
+
+    # -- vocabularies and seen items ----------------------------------------------
+    def vocabulary(self, side: str) -> Vocabulary:
+        kind = self.meta.get(f"{side}s_kind")
+        key = f"{side}s"
+        arr = self.member(key)
+        what = f"member {key!r}"
+        expected = {"int": "i", "uint": "u", "str": "U", "bigint": "U"}
+        if not isinstance(kind, str) or kind not in expected:
+            raise self.bad(f"meta.{side}s_kind", f"is {kind!r}, not one of {sorted(expected)}")
+        if arr.dtype.kind != expected[kind] or arr.ndim != 1:
+            raise self.bad(what, f"is {arr.dtype} of shape {arr.shape} for {kind} ids")
+        if len(arr) == 0:
+            raise self.bad(what, f"is empty: a fitted model knows at least one {side}")
+        if len(np.unique(arr)) != len(arr):
+            raise self.bad(what, f"holds a {side} id more than once; ids must be distinct")
+        try:
+            return Vocabulary.from_array(kind, arr, side)
+        except (ValueError, TypeError) as exc:
+            raise self.bad(what, f"cannot be read as {kind} ids ({exc})") from None
+
+    def restore_vocabularies(self) -> None:
+        self.used = {"users", "items", "seen_indptr", "seen_indices", "seen_data"}
+        self.model.users_ = self.vocabulary("user")
+        self.model.items_ = self.vocabulary("item")
+        self.n_users, self.n_items = len(self.model.users_), len(self.model.items_)
+
+    def restore_seen(self) -> None:
+        indptr = self.member("seen_indptr")
+        indices = self.member("seen_indices")
+        data = self.member("seen_data")
+        for key, value in (("seen_indptr", indptr), ("seen_indices", indices)):
+            if value.dtype.kind not in "iu" or value.ndim != 1:
+                raise self.bad(f"member {key!r}", f"is {value.dtype} of shape {value.shape}")
+        if len(indptr) != self.n_users + 1:
+            raise self.bad(
+                "member 'seen_indptr'", f"has {len(indptr)} entries for {self.n_users} users"
+            )
+        nnz = len(indices)
+        if indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any():
+            raise self.bad(
+                "member 'seen_indptr'",
+                f"is not a monotone row pointer from 0 to {nnz} (the seen-items count)",
+            )
+        if nnz and (indices.min() < 0 or indices.max() >= self.n_items):
+            raise self.bad(
+                "member 'seen_indices'", f"holds item indices outside 0..{self.n_items - 1}"
+            )
+        if nnz > 1:
+            increasing = indices[1:] > indices[:-1]  # one bool per pair, no wider temporary
+            starts = indptr[1:-1].astype(np.int64)
+            increasing[starts[(starts > 0) & (starts < nnz)] - 1] = True  # across users
+            if not increasing.all():
+                raise self.bad(
+                    "member 'seen_indices'", "is not sorted and distinct within each user"
+                )
+        data = self.floats("seen_data", (nnz,))
+        index_type = np.int32 if max(nnz, self.n_items) < 2**31 - 1 else np.int64
+        self.model._seen = sp.csr_matrix(
             (
-                _read(archive, "seen_data", path),
-                _read(archive, "seen_indices", path),
-                _read(archive, "seen_indptr", path),
+                data.astype(np.float32, copy=False),
+                indices.astype(index_type, copy=False),
+                indptr.astype(index_type, copy=False),
             ),
-            shape=(n_users, n_items),
+            shape=(self.n_users, self.n_items),
         )
-        model.item_titles_ = (
-            np.array(_read(archive, "item_titles", path).tolist(), dtype=object)
-            if "item_titles" in archive.files
-            else None
-        )
-        model.rating_scale_ = tuple(float(v) for v in meta["rating_scale"])
-        model.history_ = list(meta.get("history", []))
-        for key, value in meta["scalars"].items():
-            setattr(model, key, value)
+        titles = None
+        if "item_titles" in self.members:
+            self.used.add("item_titles")
+            raw = self.member("item_titles")
+            if raw.dtype.kind != "U" or raw.shape != (self.n_items,):
+                raise self.bad(
+                    "member 'item_titles'",
+                    f"is {raw.dtype} of shape {raw.shape}, expected {self.n_items} strings",
+                )
+            titles = np.array(raw.tolist(), dtype=object)
+        self.model.item_titles_ = titles
+
+    # -- scalars and metadata -----------------------------------------------------
+    def restore_scalars(self) -> None:
+        model, meta = self.model, self.meta
+        scale = meta.get("rating_scale")
+        if (
+            not isinstance(scale, list)
+            or len(scale) != 2
+            or not all(_is_real(v) and math.isfinite(v) for v in scale)
+            or scale[0] > scale[1]
+        ):
+            raise self.bad("meta.rating_scale", f"is {scale!r}, not a finite [low, high]")
+        model.rating_scale_ = (float(scale[0]), float(scale[1]))
+        history = meta.get("history", [])
+        if not isinstance(history, list) or not all(
+            isinstance(r, dict)
+            and all(v is None or isinstance(v, (int, float, str)) for v in r.values())
+            for r in history
+        ):
+            raise self.bad("meta.history", "is not a list of per-epoch records")
+        model.history_ = history
+        scalars = meta.get("scalars")
+        if not isinstance(scalars, dict):
+            raise self.bad("meta.scalars", "is not a mapping")
+        allowed = (*_SCALARS, *type(model)._fitted_scalars)
+        for key, value in scalars.items():
+            where = f"meta.scalars.{key}"
+            if key not in allowed:
+                raise self.bad(where, f"is not a learned value of {self.cls_name}")
+            if key == "best_epoch_":
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            elif key == "solver_":
+                ok = isinstance(value, str)
+            else:
+                ok = _is_real(value) and math.isfinite(value)
+                ok = ok and (key == "global_mean_" or value >= 0)
+            if not ok:
+                raise self.bad(where, f"is {value!r}, not a valid value")
+            setattr(model, key, float(value) if _is_real(value) and key != "best_epoch_" else value)
+        if "global_mean_" not in scalars:
+            raise self.bad("meta.scalars", "has no global_mean_")
+
+    # -- learned arrays -----------------------------------------------------------
+    def restore_arrays(self) -> None:
+        model, meta = self.model, self.meta
+        names = meta.get("arrays")
+        expected = {*type(model)._fitted_arrays, *_EXTRA_ARRAYS.get(self.cls_name, ())}
+        if not isinstance(names, dict) or set(names) != expected:
+            shown = sorted(names) if isinstance(names, dict) else names
+            raise self.bad(
+                "meta.arrays",
+                f"lists {shown}, but a {self.cls_name} has {sorted(expected)} "
+                "(is the model class right?)",
+            )
+        for key, member in names.items():
+            if member is not None and member != f"a.{key}":
+                raise self.bad(f"meta.arrays.{key}", f"names member {member!r}, not 'a.{key}'")
+        present = {key for key, member in names.items() if member is not None}
+        for key in ("user_factors_", "item_factors_"):
+            if key in expected and key not in present:
+                raise self.bad(f"meta.arrays.{key}", "is null, but every model has it")
+        biases = _has_biases(self.cls_name, model.get_params())
+        if biases is not None:
+            for key, wanted in zip(("user_bias_", "item_bias_"), biases, strict=True):
+                if (key in present) != wanted:
+                    state = "has" if key in present else "lacks"
+                    raise self.bad(
+                        f"member 'a.{key}'",
+                        f"-- the file {state} it, but a {self.cls_name} with these "
+                        "hyperparameters never does (is the model class right?)",
+                    )
+        self.used |= {f"a.{key}" for key in present}
+        n_u, n_i = self.n_users, self.n_items
+        values: dict[str, np.ndarray | None] = dict.fromkeys(names)
+        p = self.floats("a.user_factors_", (n_u, None))
+        k = p.shape[1]
+        values["user_factors_"] = p
+        values["item_factors_"] = self.floats("a.item_factors_", (n_i, k))
+        shapes: dict[str, tuple[int | None, ...]] = {
+            "user_bias_": (n_u,),
+            "item_bias_": (n_i,),
+            "implicit_factors_": (n_i, k),
+            "user_bias_samples_": (n_u, None),
+            "item_bias_samples_": (n_i, None),
+            "singular_values_": (k,),
+        }
+        for key in present - {"user_factors_", "item_factors_"}:
+            values[key] = self.floats(f"a.{key}", shapes.get(key, (None,)))
+        self.check_dtypes(values)
+        if self.cls_name == "BayesianMF":
+            samples = values["user_bias_samples_"].shape[1]
+            other = values["item_bias_samples_"].shape[1]
+            if samples < 1 or other != samples or k % samples:
+                raise self.bad(
+                    "member 'a.item_bias_samples_'",
+                    f"has {other} samples, user side {samples}, factor width {k}: they disagree",
+                )
+        if "singular_values_" in present and (values["singular_values_"] < 0).any():
+            raise self.bad("member 'a.singular_values_'", "holds negative singular values")
         extra = {}
-        for key, member in meta["arrays"].items():
-            value = None if member is None else _read(archive, member, path)
-            if key in model._fitted_arrays:
+        for key, value in values.items():
+            if key in type(model)._fitted_arrays:
                 setattr(model, key, value)
             else:
                 extra[key] = value
         model._restore_extra_state(extra)
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path} is inconsistent: {exc}") from None
-    _check_shapes(model, n_users, n_items, path)
 
-
-def _check_shapes(model: Any, n_users: int, n_items: int, path: str) -> None:
-    expected = {
-        "user_factors_": n_users,
-        "user_bias_": n_users,
-        "item_factors_": n_items,
-        "item_bias_": n_items,
-    }
-    for key, rows in expected.items():
-        value = getattr(model, key, None)
-        if value is not None and value.shape[0] != rows:
-            raise ModelFileError(
-                f"{path} is inconsistent: {key} has {value.shape[0]} rows for {rows} ids"
-            )
-    if model.item_titles_ is not None and len(model.item_titles_) != n_items:
-        raise ModelFileError(
-            f"{path} is inconsistent: {len(model.item_titles_)} titles for {n_items} items"
-        )
+    def check_dtypes(self, values: dict[str, np.ndarray | None]) -> None:
+        wanted = self.model.get_params().get("dtype")
+        if wanted not in ("float32", "float64"):
+            return
+        for key in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+            value = values.get(key)
+            if value is not None and value.dtype != np.dtype(wanted):
+                raise self.bad(
+                    f"member 'a.{key}'", f"is {value.dtype}, but the model's dtype is {wanted}"
+                )

@@ -22,10 +22,43 @@ from mfrec.cli import predict as _predict
 from mfrec.cli import recommend as _recommend
 from mfrec.cli import serve as _serve
 from mfrec.cli import train as _train
-from mfrec.cli._common import CliError, _check_env_threads, _show_compile_progress
+from mfrec.cli._common import (
+    CliError,
+    _check_env_threads,
+    _show_compile_progress,
+    _user_message,
+)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group, and the one error boundary of the CLI: an error a user can fix
+    (bad file, bad data, bad parameter, any OSError) is one line on stderr and exit
+    status 1; a usage error exit status 2; anything else (a bug) one line asking for
+    ``-vv``, which shows the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as exc:
+            verbose = ctx.params.get("verbose") or 0
+            message = _user_message(exc)
+            if message is not None:
+                if verbose >= 2:
+                    logging.getLogger("mfrec").debug("traceback", exc_info=True)
+                raise CliError(message) from None
+            if verbose >= 2:
+                raise
+            raise CliError(
+                f"unexpected {type(exc).__name__}: {exc} -- this is a bug in mfrec; rerun "
+                "with -vv for the traceback and report it"
+            ) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mfrec")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def main(verbose: int) -> None:

@@ -32,29 +32,60 @@ class CliError(click.ClickException):
 
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn the library's documented errors into clean CLI errors."""
-    from mfrec.exceptions import (
-        DataError,
-        DatasetNotFoundError,
-        DivergenceError,
-        ModelFileError,
-        ParameterError,
-    )
-
+    """Turn the library's documented errors, and every OSError, into one-line CLI errors
+    (exit status 1); ``-vv`` logs the traceback too."""
     try:
         yield
-    except (
-        DataError,
-        ParameterError,
-        ModelFileError,
-        DivergenceError,
-        DatasetNotFoundError,
-    ) as exc:
-        raise CliError(_cli_advice(str(exc))) from None
-    except FileNotFoundError as exc:
-        raise CliError(str(exc)) from None
-    except KeyError as exc:
-        raise CliError(exc.args[0] if exc.args else str(exc)) from None
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        message = _user_message(exc)
+        if message is None:
+            raise
+        logger.debug("traceback of the error below", exc_info=True)
+        raise CliError(message) from None
+
+
+def _user_message(exc: BaseException) -> str | None:
+    """The one-line message for an error a user can fix; None for anything else (a bug)."""
+    if isinstance(exc, OSError):
+        return _os_message(exc)
+    if _from_mfrec(exc):
+        return _cli_advice(str(exc))
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory; try a smaller --block-size, fewer factors or a smaller data set"
+    return None
+
+
+def _from_mfrec(exc: BaseException) -> bool:
+    from mfrec.exceptions import DataError, DivergenceError, ModelFileError, ParameterError
+
+    return isinstance(exc, (DataError, ParameterError, ModelFileError, DivergenceError))
+
+
+def _os_message(exc: OSError) -> str:
+    """``OSError`` as 'cannot <do it> FILE: reason; fix'."""
+    import errno
+
+    from mfrec.exceptions import DatasetNotFoundError
+
+    if isinstance(exc, DatasetNotFoundError) or not exc.filename:
+        return str(exc)
+    name = exc.filename
+    reason = exc.strerror or str(exc)
+    fixes = {
+        errno.EACCES: "check its permissions, or choose another path",
+        errno.EPERM: "check its permissions, or choose another path",
+        errno.ENOENT: "check the path",
+        errno.EISDIR: "give a file, not a folder",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.ENOSPC: "free some disk space, or write elsewhere",
+        errno.EROFS: "write to a writable place",
+    }
+    fix = fixes.get(exc.errno or 0, "check the path")
+    return f"{name}: {reason}; {fix}"
 
 
 class _CompileNotes(logging.Handler):
@@ -246,7 +277,15 @@ def _header_choice() -> bool | str:
 
 
 def _unescape(sep: str | None) -> str | None:
-    return None if sep is None else sep.encode().decode("unicode_escape")
+    if sep is None:
+        return None
+    try:
+        return sep.encode().decode("unicode_escape")
+    except UnicodeDecodeError:
+        raise CliError(
+            f"--sep {sep!r} is not a valid separator; give it as is (e.g. --sep ';') or "
+            "escaped (e.g. --sep '\\t')"
+        ) from None
 
 
 def _parse_scale(scale: str | None) -> tuple[float, float] | None:

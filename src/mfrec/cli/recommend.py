@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,14 @@ def recommend(
         raise CliError("give --user ID (one or more) or --all-users, not both")
     if out_path is None and all_users:
         raise CliError("--all-users writes a file: add --out recs.parquet (or .csv/.tsv)")
+    if out_path is not None:
+        from mfrec.export import FORMATS
+
+        if Path(out_path).suffix.lower() not in FORMATS:
+            raise CliError(
+                f"--out {out_path}: unknown file type; end the name with one of "
+                f"{', '.join(FORMATS)} (e.g. --out recs.parquet)"
+            )
     with _user_errors():
         model = mfrec.load(model_file)
         if out_path is not None:
@@ -141,36 +150,61 @@ def recommend(
         click.echo(f"note: {note}")
 
 
+_USER_SEPARATORS = (",", "\t", ";", "|")
+
+
 def _read_user_ratings(path: str, model: Any, user: str | None) -> tuple[Any, Any, list[str]]:
     """(items, ratings, notes) of a new user's file: item,rating rows (header optional),
-    or user,item,rating[,timestamp] rows of one user -- or of the --user chosen."""
-    import pandas as pd
+    or user,item,rating[,timestamp] rows of one user -- or of the --user chosen. Fields
+    are separated by ',', tab, ';', '|' or spaces (only these: a digit is never one)."""
+    import numpy as np
 
     try:
-        frame = pd.read_csv(path, sep=None, engine="python", header=None, dtype=str)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise CliError(f"{path}: cannot read it as item,rating rows ({exc})") from None
-    if frame.shape[1] < 2:
-        raise CliError(f"{path}: expected two columns, item and rating (e.g. 50,5)")
-    if frame.shape[1] >= 3:
-        return _one_user_rows(path, frame, model, user)
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CliError(
+            f"{path}: not UTF-8 text (UTF-16? re-save it as UTF-8); expected item,rating lines"
+        ) from None
+    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)]
+    lines = [(number, line) for number, line in lines if line]
+    if not lines:
+        raise CliError(f"{path} is empty: expected item,rating lines (e.g. 50,5)")
+    first = lines[0][1]
+    sep = next((c for c in _USER_SEPARATORS if c in first), None)
+    head = [f.strip().strip('"') for f in (first.split(sep) if sep else first.split())]
+    if len(head) >= 3:
+        import pandas as pd
+
+        return _one_user_rows(path, pd.DataFrame([head]), model, user)
     if user is not None:
         raise CliError(
             f"--user picks one user's rows of a user,item,rating file, but {path} has two "
             "columns (item,rating): it is one new user's ratings already; drop --user"
         )
-    values = pd.to_numeric(frame[1].str.strip(), errors="coerce")
-    first_line = 1
-    if len(frame) and pd.isna(values.iloc[0]):  # a header line
-        frame, values, first_line = frame.iloc[1:], values.iloc[1:], 2
-    bad = values.isna().to_numpy()
-    if bad.any():
-        row = int(bad.argmax())
-        raise CliError(
-            f"{path} line {first_line + row}: rating {frame[1].iloc[row]!r} is not a number"
-        )
-    items = model.items_.parse(frame[0].str.strip().tolist())
-    return items, values.to_numpy(dtype=float), []
+    items: list[str] = []
+    values: list[float] = []
+    for position, (number, line) in enumerate(lines):
+        fields = [f.strip().strip('"') for f in (line.split(sep) if sep else line.split())]
+        if len(fields) < 2:
+            raise CliError(
+                f"{path} line {number}: expected two columns, item and rating (e.g. 50,5), "
+                f"got {line[:60]!r}"
+            )
+        try:
+            value = float(fields[1])
+        except ValueError:
+            if position == 0:  # a header line
+                continue
+            raise CliError(
+                f"{path} line {number}: rating {fields[1][:40]!r} is not a number"
+            ) from None
+        if not math.isfinite(value):
+            raise CliError(f"{path} line {number}: rating {fields[1]!r} is not a finite number")
+        items.append(fields[0])
+        values.append(value)
+    if not values:
+        raise CliError(f"{path} has a header but no ratings: expected item,rating lines")
+    return model.items_.parse(items), np.array(values, dtype=float), []
 
 
 def _one_user_rows(path: str, frame: Any, model: Any, user: str | None):

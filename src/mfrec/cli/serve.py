@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mfrec.cli._common import CliError, _echo_json, _user_errors
+from mfrec.cli._common import CliError, _echo_json, _threads_option, _user_errors
 
 
 def _need_serve_extra() -> None:
@@ -63,6 +63,7 @@ def _open_store(model: str, store: str | None):
     help="File holding the key that /feedback and /admin/* require (needed off loopback).",
 )
 @click.option("--log-level", default="info", show_default=True)
+@_threads_option
 def serve(model, host, port, store, workers, api_key_file, log_level) -> None:
     """Serve MODEL over HTTP: recommendations, fold-in, feedback, a try-it page at /.
 
@@ -112,6 +113,7 @@ def serve(model, host, port, store, workers, api_key_file, log_level) -> None:
     "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Model file to write."
 )
 @click.option("--json", "json_output", is_flag=True, help="Print a JSON summary.")
+@_threads_option
 def retrain(model, store, out_path, json_output) -> None:
     """Refit MODEL's model on its training ratings plus the stored feedback; write --out
     atomically (then POST /admin/reload or send SIGHUP to serve it)."""

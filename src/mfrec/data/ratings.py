@@ -600,6 +600,13 @@ def _validate_values(ratings: Any, scale, describe_row) -> np.ndarray:
     elif raw.dtype.kind in "iuf":
         values = raw.astype(np.float64, copy=False)
     else:
+        if pd.api.types.infer_dtype(raw, skipna=True) != "string":
+            flags = [isinstance(v, (bool, np.bool_)) for v in raw]
+            if any(flags):
+                pos = flags.index(True)
+                raise DataError(
+                    f"ratings must be numbers, got the boolean {raw[pos]!r} at {describe_row(pos)}"
+                )
         values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64)
         bad = np.isnan(values) & ~pd.isna(raw)
         if bad.any():
@@ -625,7 +632,18 @@ def _validate_values(ratings: Any, scale, describe_row) -> np.ndarray:
                 f"{scale[0]:g}-{scale[1]:g} ({int(out.sum())} such ratings); fix the data or "
                 "declare the right scale"
             )
-    return values.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+        stored = values.astype(np.float32, copy=False)
+    if stored is not values:
+        # Checked again after the cast: 1e39 is finite as float64 but inf as float32.
+        big = ~np.isfinite(stored)
+        if big.any():
+            pos = int(np.flatnonzero(big)[0])
+            raise DataError(
+                f"rating {values[pos]:g} at {describe_row(pos)} is too large to store "
+                "(ratings are float32, at most about 3.4e38); fix the data"
+            )
+    return stored
 
 
 def _validate_timestamps(timestamps: Any, describe_row) -> np.ndarray:
@@ -636,13 +654,30 @@ def _validate_timestamps(timestamps: Any, describe_row) -> np.ndarray:
             pos = int(np.flatnonzero(nat)[0])
             raise DataError(f"missing timestamp at {describe_row(pos)}")
         return raw.astype("datetime64[s]").astype(np.int64)
-    if raw.dtype.kind in "iu":
+    if raw.dtype.kind == "i":
         return raw.astype(np.int64, copy=False)
+    if raw.dtype.kind == "u":
+        over = raw > np.iinfo(np.int64).max
+        if over.any():
+            pos = int(np.flatnonzero(over)[0])
+            raise DataError(
+                f"timestamp {show(raw[pos])} at {describe_row(pos)} is out of range "
+                "(seconds since 1970 that fit int64)"
+            )
+        return raw.astype(np.int64)
     values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
         raise DataError(f"timestamp {show(raw[pos])} at {describe_row(pos)} is not a number")
+    # float64 -> int64 is undefined beyond +-2**63: check before the cast.
+    over = np.abs(values) >= 2.0**63
+    if over.any():
+        pos = int(np.flatnonzero(over)[0])
+        raise DataError(
+            f"timestamp {show(raw[pos])} at {describe_row(pos)} is out of range "
+            "(seconds since 1970 that fit int64)"
+        )
     return values.astype(np.int64)
 
 

@@ -12,6 +12,7 @@ import csv
 import io
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,6 +48,25 @@ SNIFFED_SEPARATORS = ("::", "\t", ",", ";", "|")
 # Bytes that stand in for a multi-byte separator; the first one absent from the file wins.
 _STAND_INS = tuple(bytes([b]) for b in (0x1F, 0x1E, 0x1D, 0x1C, *range(1, 9)))
 _HEAD_BYTES = 1 << 16
+#: The longest first line sniffed for the separator and header (a ratings line is short;
+#: a longer one means a wrong file or a missing line break).
+MAX_LINE_BYTES = 1 << 20
+# Leading bytes of compressed data -> pyarrow's codec name (None: refused with a hint).
+_MAGIC: tuple[tuple[bytes, str | None, str], ...] = (
+    (b"\x1f\x8b", "gzip", "gzip"),
+    (b"BZh", "bz2", "bzip2"),
+    (b"\x28\xb5\x2f\xfd", "zstd", "zstandard"),
+    (b"\x04\x22\x4d\x18", "lz4", "LZ4"),
+    (b"\xfd7zXZ\x00", None, "xz"),
+    (b"PK\x03\x04", None, "zip"),
+)
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32-LE"),
+    (b"\x00\x00\xfe\xff", "UTF-32-BE"),
+    (b"\xff\xfe", "UTF-16-LE"),
+    (b"\xfe\xff", "UTF-16-BE"),
+)
+IdType = Literal["auto", "int", "str"]
 _CANONICAL_INT = r"^(0|-?[1-9][0-9]*)$"
 
 Header = Literal["infer"] | bool
@@ -63,6 +83,7 @@ def read_ratings(
     duplicates: DuplicatePolicy = "error",
     name: str | None = None,
     encoding: str = "utf-8",
+    ids: IdType = "auto",
 ) -> Ratings:
     """Read a ratings file into :class:`~mfrec.data.ratings.Ratings`.
 
@@ -94,28 +115,44 @@ def read_ratings(
     name : str, optional
         Name of the data set; defaults to the file name.
     encoding : str, default "utf-8"
-        Text encoding (ASCII-compatible encodings only, e.g. ``"latin-1"``).
+        Text encoding (ASCII-compatible encodings only, e.g. ``"latin-1"``). A UTF-8
+        byte-order mark is skipped; UTF-16 and UTF-32 files are refused with a message
+        naming the encoding (convert them to UTF-8).
+    ids : {"auto", "int", "str"}, default "auto"
+        Type of the text id columns. ``"auto"``: integers when every value is a canonical
+        decimal integer, else strings -- and when only a few values spoil an integer
+        column (under half), a WARNING names the first one and its line, since such a
+        file usually holds a typo (``2;5``). ``"int"``: every id must be an integer; the
+        first one that is not is a :class:`DataError` naming its line. ``"str"``: ids
+        are kept as text. Ignored for Parquet and DataFrames (their types are kept).
 
     Returns
     -------
     Ratings
         Ratings in file order. Text ids are int64 when every value is a canonical decimal
         integer (no sign, no leading zero, no space), uint64 or Python ints when such
-        integers do not fit int64, and strings otherwise. Parquet columns keep their
-        stored types.
+        integers do not fit int64, and strings otherwise (see ``ids``). Parquet columns
+        keep their stored types. Compression (gzip, bzip2, zstandard, LZ4) is detected
+        from the content, whatever the file name; a Parquet file is recognised by its
+        content too.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     mfrec.exceptions.DataError
-        For an empty file, a line with the wrong number of fields, a missing column, a
-        rating that is not a finite number within ``scale``, a missing id, a duplicate
-        pair, ... The message names the file and the line.
+        For a folder, pipe or device instead of a file, a zip/xz archive, a UTF-16/32
+        or binary file, a line longer than :data:`MAX_LINE_BYTES` (first line) or than
+        pyarrow's block (later lines), an empty file, a line with the wrong number of
+        fields, a missing column, a rating that is not a finite number within ``scale``
+        (or beyond float32), a missing id, a non-integer id with ``ids="int"``, a
+        duplicate pair, ... The message names the file and the line.
     """
     roles = parse_columns(columns)
     if header not in ("infer", True, False):
         raise DataError(f"header must be 'infer', True or False, got {header!r}")
+    if ids not in ("auto", "int", "str"):
+        raise DataError(f"ids must be 'auto', 'int' or 'str', got {ids!r}")
     if isinstance(path, pd.DataFrame):
         return _read_frame(path, roles, scale, duplicates, name)
     path = Path(os.fspath(path))
@@ -123,10 +160,78 @@ def read_ratings(
         raise FileNotFoundError(f"no such ratings file: {path}")
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a ratings file")
+    if not path.is_file():
+        raise DataError(
+            f"{path} is not a regular file (a pipe, socket or device); save the ratings to "
+            "a file first"
+        )
+    encoding = _check_encoding(encoding)
     name = path.name if name is None else name
-    if path.name.lower().endswith(PARQUET_SUFFIXES):
+    compression = _sniff_content(path)
+    if compression == "parquet" or (
+        compression is None and path.name.lower().endswith(PARQUET_SUFFIXES)
+    ):
         return _read_parquet(path, roles, scale, duplicates, name)
-    return _TextFile(path, sep, roles, header, encoding).read(scale, duplicates, name)
+    text = _TextFile(path, sep, roles, header, encoding, compression, ids)
+    return text.read(scale, duplicates, name)
+
+
+def _check_encoding(encoding: str) -> str:
+    """The encoding to read with ("utf-8" for any spelling of UTF-8, with or without
+    BOM: a UTF-8 BOM is skipped anyway); refuses unknown and non-ASCII-compatible ones."""
+    import codecs
+
+    try:
+        if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+            return "utf-8"
+        encoded = "u,i,1.5\n".encode(encoding)
+        ascii_compatible = encoded.removeprefix(codecs.BOM_UTF8) == b"u,i,1.5\n"
+    except (LookupError, TypeError, ValueError):
+        raise DataError(f"unknown text encoding {encoding!r}; try 'utf-8' or 'latin-1'") from None
+    if not ascii_compatible:
+        raise DataError(
+            f"encoding {encoding!r} is not ASCII-compatible, which the reader needs; "
+            f"convert the file to UTF-8 first (e.g. iconv -f {encoding} -t UTF-8)"
+        )
+    return encoding
+
+
+def _sniff_content(path: Path) -> str | None:
+    """pyarrow's codec of a compressed file, ``"parquet"``, or None for plain text;
+    refuses archives, UTF-16/32 and binary files with a message that says why."""
+    with open(path, "rb") as handle:  # an OSError (permissions, ...) is left as it is
+        head = handle.read(4096)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    for magic, codec, label in _MAGIC:
+        if head.startswith(magic):
+            if codec is None:
+                raise DataError(
+                    f"{path} is a {label} archive, not a ratings file; extract the ratings "
+                    "file from it first"
+                )
+            return codec
+    _check_text(head, str(path))
+    return None
+
+
+def _check_text(head: bytes, where: str) -> None:
+    """Refuse UTF-16/UTF-32 (naming the encoding) and binary data, from a file's head."""
+    for bom, label in _BOMS:
+        if head.startswith(bom):
+            raise DataError(
+                f"{where} is {label} text (it starts with a {label} byte-order mark); mfrec "
+                f"reads UTF-8 or another ASCII-compatible encoding: convert it, e.g. "
+                f"iconv -f {label} -t UTF-8 (or save it as UTF-8 / CSV UTF-8)"
+            )
+    if b"\x00" in head:
+        zeros = head.count(b"\x00")
+        guess = (
+            "UTF-16 text without a byte-order mark; convert it to UTF-8"
+            if zeros * 3 >= len(head)
+            else "binary data, not a text ratings file"
+        )
+        raise DataError(f"{where} holds NUL bytes: it looks like {guess}")
 
 
 # -- column roles ---------------------------------------------------------------------
@@ -244,9 +349,13 @@ class _TextFile:
         roles: list[str] | dict[str, str] | None,
         header: Header,
         encoding: str,
+        compression: str | None = None,
+        ids: IdType = "auto",
     ) -> None:
         self.path = path
         self.encoding = encoding
+        self.compression = compression
+        self.ids = ids
         first_line, self.lead = self._first_line()
         self.sep = self._separator(sep, first_line)
         self.quoting = len(self.sep) == 1
@@ -274,25 +383,51 @@ class _TextFile:
 
     # -- sniffing -----------------------------------------------------------------
     def _open_binary(self) -> pa.NativeFile:
-        return pa.input_stream(str(self.path), compression="detect")
+        # The codec comes from the content (see _sniff_content), never from the name.
+        return pa.input_stream(str(self.path), compression=self.compression)
 
     def _first_line(self) -> tuple[str, int]:
-        """The first non-empty line and the number of empty lines before it."""
+        """The first non-empty line and the number of empty lines before it. Reads in
+        chunks, looking for a line end in the new chunk only: linear in the line."""
+        chunks: list[bytes] = []
+        line_bytes = -1  # bytes of the first non-empty line so far (-1: not reached)
         with self._open_binary() as stream:
-            head = stream.read(_HEAD_BYTES)
-            while b"\n" not in head.lstrip(b"\r\n"):
-                more = stream.read(_HEAD_BYTES)
-                if not more:
+            while True:
+                try:
+                    chunk = stream.read(_HEAD_BYTES)
+                except (OSError, pa.ArrowException) as exc:
+                    raise DataError(
+                        f"cannot read {self.path}: {exc} (damaged {self.compression} data?)"
+                    ) from None
+                if not chunk:
                     break
-                head += more
+                chunks.append(chunk)
+                rest = chunk
+                if line_bytes < 0:
+                    rest = chunk.lstrip(b"\r\n")
+                    if not rest:
+                        continue
+                    line_bytes = 0
+                if b"\n" in rest or b"\r" in rest:
+                    break
+                line_bytes += len(rest)
+                if line_bytes > MAX_LINE_BYTES:
+                    raise DataError(
+                        f"the first line of {self.path} is longer than {MAX_LINE_BYTES:,} "
+                        "bytes (no line break found): it is not a ratings file, or its lines "
+                        "are not separated by line breaks"
+                    )
+        head = b"".join(chunks)
         if not head.strip():
             raise DataError(f"{self.path} is empty: there are no ratings to read")
+        if self.compression is not None:
+            _check_text(head[:4096], f"{self.path} (decompressed)")
         text = head.decode(self.encoding, errors="replace")
-        lines = text.split("\n")
+        lines = re.split(r"\r\n|\r|\n", text)
         lead = 0
-        while lines[lead].rstrip("\r") == "":
+        while lines[lead] == "":
             lead += 1
-        return lines[lead].rstrip("\r"), lead
+        return lines[lead], lead
 
     def _separator(self, sep: str | None, first_line: str) -> str:
         if sep is not None:
@@ -320,9 +455,16 @@ class _TextFile:
             "pass sep="
         )
 
-    def _split(self, line: str) -> list[str]:
+    def _split(self, line: str, number: int | None = None) -> list[str]:
         if self.quoting:
-            return next(csv.reader([line], delimiter=self.sep, quotechar='"'))
+            try:
+                return next(csv.reader([line], delimiter=self.sep, quotechar='"'), [])
+            except csv.Error as exc:
+                where = f"line {number}" if number else "the first line"
+                raise DataError(
+                    f"{where} of {self.path} cannot be split into fields ({exc}); a field "
+                    "of a ratings file is short: is this the right file and sep=?"
+                ) from None
         return line.split(self.sep)
 
     def _has_header(
@@ -379,7 +521,7 @@ class _TextFile:
                 line = line.rstrip("\r\n")
                 if number <= self.skip_rows or not line:
                     continue
-                n = len(self._split(line))
+                n = len(self._split(line, number))
                 if n != self.n_fields:
                     return number, n
         return None
@@ -439,6 +581,11 @@ class _TextFile:
             column_types={names[i]: types[role] for role, i in self.positions.items()},
             include_columns=[names[i] for i in self.positions.values()],
         )
+        suffix = self.path.suffix.lower()
+        if isinstance(source, str) and (
+            self.compression is not None or suffix in COMPRESSION_SUFFIXES
+        ):
+            source = self._open_binary()  # the content's codec, not the name's
         try:
             return pacsv.read_csv(source, read_options, parse_options, convert_options)
         except pa.ArrowInvalid as exc:
@@ -446,7 +593,33 @@ class _TextFile:
                 raise self._field_count_error(invalid[0]) from None
             if not as_text and "conversion error" in str(exc).lower():
                 raise _NeedsText from None
+            if "straddl" in str(exc):
+                raise self._long_line_error(read_options.block_size) from None
             raise DataError(f"cannot read {self.path}: {exc}") from None
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"cannot read {self.path}: {exc}") from None
+
+    def _long_line_error(self, limit: int) -> DataError:
+        """The first line longer than pyarrow's block, found in one linear pass."""
+        number, offset, line_start = 1, 0, 0
+        with self._open_binary() as stream:
+            while chunk := stream.read(1 << 24):
+                ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10) + offset
+                starts = np.concatenate(([line_start], ends[:-1] + 1))
+                long = np.flatnonzero(ends - starts > limit)
+                if long.size:
+                    number += int(long[0])
+                    break
+                number += len(ends)
+                offset += len(chunk)
+                line_start = int(ends[-1]) + 1 if len(ends) else line_start
+                if offset - line_start > limit:
+                    break
+        return DataError(
+            f"line {number} of {self.path} is longer than {limit:,} bytes: is it the right "
+            "file, with line breaks between ratings? (a field that long cannot be a rating, "
+            "an id or a timestamp)"
+        )
 
     def _field_count_error(self, row: Any) -> DataError:
         bad = self._bad_line()
@@ -465,14 +638,26 @@ class _TextFile:
     def read(
         self, scale: tuple[float, float] | None, duplicates: DuplicatePolicy, name: str
     ) -> Ratings:
+        try:
+            return self._read(scale, duplicates, name)
+        except (OSError, pa.ArrowException) as exc:  # truncated or damaged compressed data
+            what = f" ({self.compression} data truncated or damaged?)" if self.compression else ""
+            raise DataError(f"cannot read {self.path}: {exc}{what}") from None
+
+    def _read(
+        self, scale: tuple[float, float] | None, duplicates: DuplicatePolicy, name: str
+    ) -> Ratings:
         int_ids = False
         table = None
-        if self._ids_parse_exactly_as_ints():
+        if self.ids != "str" and self._ids_parse_exactly_as_ints():
             try:
                 table = self._table(as_text=False, int_ids=True)
                 int_ids = True
             except _NeedsText:  # text ids, or a bad rating: the careful path says which
                 table = None
+            if table is not None and not _all_finite(table[f"f{self.positions['rating']}"]):
+                # float32 parsing turns 1e39 into inf: reread as float64 to say which.
+                table, int_ids = None, False
         try:
             if table is None:
                 table = self._table(as_text=False)
@@ -492,7 +677,7 @@ class _TextFile:
             # pyarrow compute releases the GIL: convert the two id columns side by side.
             with ThreadPoolExecutor(max_workers=2) as pool:
                 futures = [
-                    pool.submit(_ids_from_text, table[names[role]], role, describe)
+                    pool.submit(_ids_from_text, table[names[role]], role, describe, self.ids)
                     for role in ("user", "item")
                 ]
                 users, items = (f.result() for f in futures)
@@ -514,6 +699,10 @@ class _TextFile:
         )
 
 
+def _all_finite(column: pa.ChunkedArray) -> bool:
+    return bool(pc.all(pc.is_finite(column)).as_py() is not False)
+
+
 class _NeedsText(Exception):
     """A numeric column failed to parse: read it again as text to find the bad line."""
 
@@ -531,14 +720,20 @@ def _first(mask: pa.ChunkedArray | pa.Array) -> int:
 
 
 def _ids_from_text(
-    column: pa.ChunkedArray, what: str, describe_row: Callable[[int], str]
+    column: pa.ChunkedArray,
+    what: str,
+    describe_row: Callable[[int], str],
+    ids: IdType = "auto",
 ) -> np.ndarray:
-    """Raw ids from a text column: int64 if all are canonical decimal integers, else text."""
+    """Raw ids from a text column: int64 if all are canonical decimal integers, else text
+    (see ``ids`` in :func:`read_ratings`)."""
     lengths = pc.binary_length(column)
     missing = pc.or_kleene(pc.is_null(column), pc.equal(lengths, 0))
     if pc.any(missing).as_py():
         pos = _first(pc.fill_null(missing, True))
         raise DataError(f"missing {what} id at {describe_row(pos)}: every rating needs a {what}")
+    if ids == "str":
+        return column.to_numpy(zero_copy_only=False)
     # Canonical: ASCII digits without a leading zero, or the same after one "-". (A cast
     # alone would also accept "007", "-0" and "0x1F".) The regex runs only when needed.
     canonical = pc.ascii_is_decimal(column)
@@ -555,8 +750,25 @@ def _ids_from_text(
                 continue  # out of range for this type
         logger.info("%s ids do not fit 64 bits; keeping them as Python ints", what)
         return np.array([int(v) for v in column.to_pylist()], dtype=object)
-    if logger.isEnabledFor(logging.INFO):
-        pos = _first(pc.invert(canonical))
+    pos = _first(pc.invert(canonical))
+    if ids == "int":
+        raise DataError(
+            f"{what} id {show(column[pos].as_py())} at {describe_row(pos)} is not an integer "
+            "(ids='int' was asked); fix that line, or pass ids='auto' to read ids as strings"
+        )
+    n_odd = len(column) - pc.sum(canonical).as_py()
+    if n_odd * 2 < len(column):
+        # Mostly integers: a few typos turn every id into a string -- say so loudly.
+        logger.warning(
+            "%s ids read as strings because %d of %d values are not integers, the first "
+            "%s at %s; if those are typos, fix them (or pass ids='int' to refuse such a file)",
+            what,
+            n_odd,
+            len(column),
+            show(column[pos].as_py()),
+            describe_row(pos),
+        )
+    else:
         logger.info(
             "%s ids read as strings: %s at %s is not a canonical integer",
             what,
@@ -620,7 +832,10 @@ def _read_parquet(
         raise DataError(f"cannot read {path} as Parquet: {exc}") from None
     names = parquet.schema_arrow.names
     positions = _match_names(names, roles, f"{path}")
-    table = parquet.read(columns=[names[i] for i in positions.values()])
+    try:
+        table = parquet.read(columns=[names[i] for i in positions.values()])
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read {path} as Parquet: {exc}") from None
     if table.num_rows == 0:
         raise DataError(f"{path} has no ratings")
 

@@ -205,6 +205,7 @@ class Recommender:
             )
         if validation is not None and not isinstance(validation, Ratings):
             raise DataError(f"validation must be mfrec Ratings, got {type(validation).__name__}")
+        _check_indices(ratings, "ratings")
         train = ratings.compact()
         if validation is None and self._stops_on_held_out_slice(len(train)):
             return self._fit_with_held_out_slice(train, callback)
@@ -271,7 +272,9 @@ class Recommender:
             record["val_rmse"] = held_out[record["epoch"]]
         self.validation_history_ = selector.history_
         self.best_epoch_ = best
-        self.fit_seconds_ = time.perf_counter() - started
+        # Both passes' one-off kernel compiles are not training time.
+        self.compile_seconds_ = selector.compile_seconds_ + self.compile_seconds_
+        self.fit_seconds_ = max(0.0, time.perf_counter() - started - self.compile_seconds_)
         return self
 
     def _set_training_data(self, train: Ratings) -> None:
@@ -289,6 +292,7 @@ class Recommender:
 
     def _translate(self, ratings: Ratings) -> ValidationData:
         """``ratings`` in this model's index space (``-1`` where an id is unknown)."""
+        _check_indices(ratings, "ratings")
         u = _index_table(ratings.users, self.users_)[ratings.user_index]
         i = _index_table(ratings.items, self.items_)[ratings.item_index]
         return ValidationData(u, i, ratings.rating)
@@ -727,6 +731,20 @@ class Recommender:
         raise self._cannot("similar_items (it has no item latent space)")
 
 
+def _check_indices(ratings: Ratings, what: str) -> None:
+    """Ratings built by their trusting constructor may hold any index: check the bounds
+    once here, at the boundary, so that no kernel ever indexes out of range."""
+    for name, index, size in (
+        ("user", ratings.user_index, ratings.n_users),
+        ("item", ratings.item_index, ratings.n_items),
+    ):
+        if len(index) and (int(index.min()) < 0 or int(index.max()) >= size):
+            raise DataError(
+                f"{what} hold {name} indices outside 0..{size - 1} (their {name} vocabulary "
+                f"has {size} ids); build Ratings with Ratings.from_arrays or read_ratings"
+            )
+
+
 def _same(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
@@ -756,6 +774,33 @@ class FactorModel(Recommender):
 
     def _intercept(self) -> float:
         return self.global_mean_ if self._uses_global_mean else 0.0
+
+    def _check_fitted(self) -> None:
+        # Every public method passes here: an O(1) check that the arrays the kernels
+        # index agree with the vocabularies (kernels do not check bounds themselves).
+        super()._check_fitted()
+        n_users, n_items = len(self.users_), len(self.items_)
+        p, q = getattr(self, "user_factors_", None), getattr(self, "item_factors_", None)
+        problem = None
+        if not isinstance(p, np.ndarray) or not isinstance(q, np.ndarray):
+            problem = "user_factors_ or item_factors_ is missing"
+        elif p.ndim != 2 or q.ndim != 2 or p.shape != (n_users, q.shape[1]):
+            problem = f"user_factors_ {p.shape} and item_factors_ {q.shape} disagree"
+        elif q.shape[0] != n_items:
+            problem = f"item_factors_ has {q.shape[0]} rows for {n_items} items"
+        else:
+            for key, rows in (("user_bias_", n_users), ("item_bias_", n_items)):
+                bias = getattr(self, key, None)
+                if bias is not None and (not isinstance(bias, np.ndarray) or bias.shape != (rows,)):
+                    problem = f"{key} does not have one entry per {key[:4]}"
+            seen = getattr(self, "_seen_csr", None)
+            if seen is not None and seen.shape != (n_users, n_items):
+                problem = f"seen items {seen.shape} do not match {n_users} users x {n_items} items"
+        if problem is not None:
+            raise DataError(
+                f"this {type(self).__name__} is in an inconsistent state ({problem}); were "
+                "learned arrays replaced by hand? Refit it or load it from its file"
+            )
 
     def _score_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
         from mfrec.kernels.score import score_pairs
