@@ -98,15 +98,16 @@ def code_version() -> dict[str, Any]:
     return {"sha": sha, "dirty": bool(dirty), "dirty_files": dirty}
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json`` (atomically) and return its path.
+def write_result(name: str, payload: dict[str, Any], folder: Path = RESULTS) -> Path:
+    """Write ``bench/results/<name>.json`` (atomically) and return its path. Records that
+    are not README tables (the rounds of a search) go to a subfolder via ``folder``.
 
     Every result is stamped with the code it describes (:func:`code_version`: the git SHA,
     a dirty flag and the dirty files), the script that made it, and the load average at
     the start and at the end of the run -- this machine is shared, and a timing measured
     under load says so.
     """
-    RESULTS.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
         "script": f"bench/{Path(sys.argv[0]).name}",
@@ -117,7 +118,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
         "machine": machine(),
         **payload,
     }
-    path = RESULTS / f"{name}.json"
+    path = folder / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     tmp.replace(path)

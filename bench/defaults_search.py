@@ -17,7 +17,7 @@ No test fold of the evaluation panel is looked at. (u1.base and fold 0's trainin
 hold the test ratings of the other folds: their fold-1 figures are clean, the others
 slightly optimistic; the synthetic sets are clean.) Scores are RMSE divided by the bias
 baseline's RMSE on the same split, so data sets on different scales weigh alike; the
-round writes ``bench/results/defaults_search_<ROUND>.json`` with every curve, and prints
+round writes ``bench/results/searches/defaults_search_<ROUND>.json`` with every curve, and prints
 the configurations ranked by their mean ratio (worst ratio beside it).
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import write_result
+from _common import RESULTS, write_result
 
 #: Synthetic sets of the search panel (never the evaluation panel's seeds).
 SEARCH_SYNTHETIC: dict[str, dict[str, Any]] = {
@@ -160,6 +160,7 @@ def main() -> None:
             "load_average": os.getloadavg(),
             "runs": runs,
         },
+        folder=RESULTS / "searches",
     )
     print(f"wrote {path}")
 

@@ -9,7 +9,7 @@ On the search panel of ``bench/defaults_search.py`` (training data only, each se
   with ``patience``, refit on the whole 80% for that many epochs;
 - ``keep``: the model trained on the 95% with early stopping on the slice, as stopped.
 
-Both are scored on the 20% (RMSE). Writes ``bench/results/early_stopping.json``.
+Both are scored on the 20% (RMSE). Writes ``bench/results/searches/early_stopping.json``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from _common import rmse_mae, timed, write_result
+from _common import RESULTS, rmse_mae, timed, write_result
 from defaults_search import search_panel
 
 
@@ -76,6 +76,7 @@ def main() -> None:
         "early_stopping",
         {"rows": rows, "summary": summary, "load_average_before": load_before,
          "load_average_after": os.getloadavg()},
+        folder=RESULTS / "searches",
     )  # fmt: skip
 
 
