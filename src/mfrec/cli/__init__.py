@@ -19,6 +19,7 @@ from mfrec.cli import demo as _demo
 from mfrec.cli import evaluate as _evaluate
 from mfrec.cli import info as _info
 from mfrec.cli import recommend as _recommend
+from mfrec.cli import spark as _spark
 from mfrec.cli import train as _train
 from mfrec.cli._common import CliError
 
@@ -48,6 +49,7 @@ for _command in (
     _recommend.recommend,
     _recommend.similar,
     _demo.demo,
+    _spark.spark,
 ):
     main.add_command(_command)
 

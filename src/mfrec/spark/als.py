@@ -210,7 +210,6 @@ def fit_als(
     from mfrec.models import ALS, ImplicitALS
     from mfrec.models.sgd import init_factors
 
-    check_columns(df, {"user": user, "item": item, "rating": rating})
     given = {"n_factors": n_factors, "reg": reg, "n_epochs": n_epochs, **params}
     if implicit:
         if alpha is not None:
@@ -224,6 +223,7 @@ def fit_als(
     model._validate_params()
     if num_blocks is not None and (not isinstance(num_blocks, int) or num_blocks < 1):
         raise ParameterError(f"num_blocks must be a positive int, got {num_blocks!r}")
+    check_columns(df, {"user": user, "item": item, "rating": rating})
 
     started = time.perf_counter()
     spark = df.sparkSession
