@@ -142,6 +142,22 @@ def cost_per_iteration(
     }
 
 
+def local_kernel_rate(payload: dict) -> float:
+    """FLOP/s per core of the local ALS kernels on the benchmark's first data size."""
+    from mfrec import Ratings
+    from mfrec.models import ALS
+
+    r = payload["results"][0]
+    settings = payload["settings"]
+    train, _ = make_data(r["size"], 0)
+    ratings = Ratings.from_frame(train)
+    model = ALS(n_factors=settings["rank"], reg=settings["reg"], n_epochs=3, random_state=0)
+    model.fit(ratings)
+    seconds = statistics.median(h["seconds"] for h in model.history_)
+    cost = cost_per_iteration(len(ratings), ratings.n_users, ratings.n_items, settings["rank"], 1)
+    return cost["flops"] / seconds / (os.cpu_count() or 1)
+
+
 def make_data(size: str, seed: int):
     from mfrec.data.synthetic import make_ratings
 
@@ -223,6 +239,71 @@ def topn_mllib(spark, model, train_df, n, max_seen, remove_seen):
     return time.perf_counter() - started
 
 
+def measured_messages(stages: list[dict], iters: int) -> float:
+    """Shuffle bytes per iteration of the factor messages: the stages named after the
+    message partitionBy in mfrec.spark.als._half_step (the last two per iteration)."""
+    names = [st["name"] for st in stages if st["shuffle_write"] and "als.py" in st["name"]]
+    message_site = names[-1] if names else ""
+    per_stage = [st["shuffle_write"] for st in stages if st["name"] == message_site]
+    return sum(per_stage[-2 * iters :]) / iters if per_stage else float("nan")
+
+
+def scaling_report(payload: dict, kernel_rate: float) -> str:
+    """Measured vs predicted shuffle, and the extrapolation to 1B / 10B ratings."""
+    settings = payload["settings"]
+    measured_rows = []
+    for r in payload["results"]:
+        predicted = r["predicted_messages"]["payload_bytes"]
+        measured = measured_messages(r["mfrec_stages"], settings["iters"])
+        cost = cost_per_iteration(
+            r["n_train"], r["n_users"], r["n_items"], settings["rank"], settings["blocks"]
+        )
+        measured_rows.append(
+            [r["size"], settings["blocks"], predicted / 1e6, measured / 1e6,
+             f"{measured / predicted - 1:+.1%}", r["fit"]["mfrec"]["s_per_iter"],
+             f"{cost['flops']:.3g}"]
+        )  # fmt: skip
+    headers = ["size", "blocks", "predicted MB / iter", "measured MB / iter", "error"]
+    headers += ["s / iter (measured)", "flops / iter"]
+    lines = [markdown_table(headers, measured_rows), ""]
+    rows = []
+    for ratings in (1e9, 1e10):
+        users, items = ratings / 100, ratings / 1000
+        for rank in (10, 50):
+            for executors in (10, 100):
+                cores = 4 * executors
+                blocks = cores
+                c = cost_per_iteration(ratings, users, items, rank, blocks, largest_row=0.3 * users)
+                compute = c["flops"] / (cores * kernel_rate)
+                network = c["shuffle_bytes"] / (executors * 100e6)
+                rows.append(
+                    [f"{ratings:.0e}", rank, executors, blocks, c["shuffle_bytes"] / 1e9,
+                     c["task_memory_bytes"] / 1e9, c["driver_bytes_factors"] / 1e9,
+                     compute + network]
+                )  # fmt: skip
+    lines.append(
+        markdown_table(
+            [
+                "ratings",
+                "rank",
+                "executors (4 cores)",
+                "blocks",
+                "shuffle GB / iter",
+                "task memory GB",
+                "driver factors GB",
+                "s / iter (model)",
+            ],
+            rows,
+        )
+    )
+    lines.append(
+        f"\nKernel rate used: {kernel_rate / 1e9:.2f} GFLOP/s per core (local ALS on the "
+        "same 1M data, this machine); network: 100 MB/s per executor; users = R/100, "
+        "items = R/1000, largest row = 0.3 x users."
+    )
+    return "\n".join(lines)
+
+
 def _rows(r: dict) -> list[list]:
     fit, top = r["fit"], r["topn_seconds"]
     return [
@@ -243,7 +324,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("--driver-memory", default="3g")
+    parser.add_argument(
+        "--report-only", action="store_true", help="Print docs/scaling.md's tables from the JSON."
+    )
     args = parser.parse_args()
+    if args.report_only:
+        import json
+
+        from _common import RESULTS
+
+        payload = json.loads((RESULTS / "spark_engine.json").read_text())
+        print(scaling_report(payload, local_kernel_rate(payload)))
+        return
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     warnings.filterwarnings("ignore")
     from mfrec.spark import start_session
