@@ -435,6 +435,7 @@ def main() -> None:
             "load_after": os.getloadavg(),
             "results": results,
             "table": table,
+            "markdown": table,
         },
     )
     print(f"wrote {path}")
