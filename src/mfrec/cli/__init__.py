@@ -21,6 +21,7 @@ from mfrec.cli import info as _info
 from mfrec.cli import predict as _predict
 from mfrec.cli import recommend as _recommend
 from mfrec.cli import serve as _serve
+from mfrec.cli import spark as _spark
 from mfrec.cli import train as _train
 from mfrec.cli._common import (
     CliError,
@@ -91,6 +92,7 @@ for _command in (
     _demo.demo,
     _serve.serve,
     _serve.retrain,
+    _spark.spark,
 ):
     main.add_command(_command)
 
