@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> dict:
         init_std=0.5,
         n_strata=1,  # classic serial SGD: one rating after another
         random_state=42,
+        optimizer="sgd",  # the notebook's plain SGD: fixed step, every epoch, centred start
+        patience=None,
+        validation_fraction=0.0,
+        init_mean=0.0,
     )
     model.fit(ratings)
 

@@ -74,8 +74,9 @@ def check_one_step(alpha: float, beta: float) -> float:
     one = np.zeros(1, dtype=np.int32)
     none = np.zeros(1)
     sgd_epoch(
-        one, one, np.array([4.0]), one, P, Q, none, none, 0.0, 2 * alpha, beta / 2, 0.0, 0.0, False
-    )
+        one, one, np.array([4.0]), one, P, Q, none, none, 0.0, 2 * alpha, beta / 2, 0.0, 0.0, False,
+        np.zeros((0, 2)), np.zeros((0, 2)), False,  # plain SGD: no step-size accumulators
+    )  # fmt: skip
     return float(max(np.abs(P[0] - expected_p).max(), np.abs(Q[0] - expected_q).max()))
 
 
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> dict:
         init_std=0.5,
         n_strata=1,
         random_state=0,
+        optimizer="sgd",  # the notebook's plain SGD: fixed step, every epoch, centred start
+        patience=None,
+        validation_fraction=0.0,
+        init_mean=0.0,
     ).fit(ratings)
     for record in model.history_:
         if record["epoch"] == 1 or record["epoch"] % args.every == 0:

@@ -485,6 +485,9 @@ def test_progress_inside_tune_and_train_fits(runner, ratings_file, monkeypatch, 
     fits = next(bar for bar in _RecordingBar.made if bar.unit == "epoch")
     assert fits.enabled and fits.runs[:4] == [0, 2, 2, 3]  # reset before the first fit
     _RecordingBar.made.clear()
-    run(runner, "train", ratings_file, "--param", "n_epochs=4", "--out", tmp_path / "m.mfrec")
+    # Every epoch of a plain fit (no early-stopping slice): the bar counts 4 of 4.
+    run(runner, "train", ratings_file, "--param", "n_epochs=4", "--param", "validation_fraction=0",
+        "--param", "patience=none",
+        "--out", tmp_path / "m.mfrec")  # fmt: skip
     (fits,) = _RecordingBar.made
     assert (fits.unit, fits.total, fits.runs) == ("epoch", 4, [4])
