@@ -5,6 +5,10 @@ A test module subclasses :class:`ModelConformance` and fills in:
 - ``model_class``;
 - ``fast_params``: settings that fit the tiny planted problem quickly and well;
 - ``rmse_bound``: the test RMSE the model must reach on it;
+- ``baseline_ratio``: and its test RMSE must be below this fraction of the RMSE of a
+  baseline fitted on the same data (``baseline``, BiasBaseline by default: about 0.49
+  here, while the global mean scores 0.59) -- an absolute bound alone passes a model
+  whose factors are broken;
 - ``alternatives``: for *every* hyperparameter, another valid value -- each must change
   the fitted model (a parameter that changes nothing is a bug, as Surprise learned);
 - ``bad_values``: for each hyperparameter, a value that must be rejected.
@@ -44,6 +48,20 @@ def planted_problem(seed: int = 7):
     return data, fold
 
 
+def _test_rmse(model, fold) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownIdWarning)
+        predicted = model.predict_ratings(fold.test)
+    return float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2)))
+
+
+def _baseline(name: str):
+    """``bias``: BiasBaseline (regularised biases); ``global-mean``: the mean rating."""
+    from mfrec.models import BiasBaseline, GlobalMean
+
+    return {"bias": BiasBaseline, "global-mean": GlobalMean}[name]()
+
+
 def _fitted_arrays(model) -> dict[str, Any]:
     return {k: getattr(model, k) for k in model._fitted_arrays}
 
@@ -52,6 +70,8 @@ class ModelConformance:
     model_class: ClassVar[type]
     fast_params: ClassVar[dict[str, Any]] = {}
     rmse_bound: ClassVar[float] = 0.5
+    baseline: ClassVar[str] = "bias"
+    baseline_ratio: ClassVar[float] = 0.9
     alternatives: ClassVar[dict[str, Any]] = {}
     bad_values: ClassVar[dict[str, Any]] = {}
     #: Parameters exempt from the "changes the result" test, with the reason.
@@ -77,11 +97,13 @@ class ModelConformance:
     # -- accuracy ---------------------------------------------------------------------
     def test_fits_planted_data(self, planted, fitted):
         _, fold = planted
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnknownIdWarning)
-            predicted = fitted.predict_ratings(fold.test)
-        rmse = float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2)))
+        rmse = _test_rmse(fitted, fold)
         assert rmse < self.rmse_bound, f"test RMSE {rmse:.4f} >= bound {self.rmse_bound}"
+        reference = _test_rmse(_baseline(self.baseline).fit(fold.train), fold)
+        assert rmse < self.baseline_ratio * reference, (
+            f"test RMSE {rmse:.4f} is not below {self.baseline_ratio} x the {self.baseline} "
+            f"baseline's {reference:.4f} on the same data"
+        )
 
     def test_predictions_finite_and_clipped(self, planted, fitted):
         _, fold = planted

@@ -45,7 +45,7 @@ class TestBiasedMFConformance(ModelConformance):
     }
     exempt = {
         "patience": "needs validation data; covered by test_early_stopping",
-        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+        "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {**SGD_BAD, "lr_bias": 2.0, "reg_bias": -1.0}
 
@@ -65,7 +65,7 @@ class TestFunkSVDConformance(ModelConformance):
     }
     exempt = {
         "patience": "needs validation data; covered by test_early_stopping",
-        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+        "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = SGD_BAD
 
@@ -239,18 +239,6 @@ def test_float64_option_gives_float64_factors(planted):
 
 
 # -- the parallel schedule ---------------------------------------------------------------
-@pytest.mark.parametrize("cls", [BiasedMF, FunkSVD])
-def test_threads_do_not_change_result(cls, planted):
-    """Parallel and serial execution of the same stratified schedule agree bit for bit."""
-    _, fold = planted
-    fits = [
-        cls(n_factors=4, n_epochs=5, n_strata=4, n_threads=t, random_state=0).fit(fold.train)
-        for t in (1, 2)
-    ]
-    assert np.array_equal(fits[0].user_factors_, fits[1].user_factors_)
-    assert np.array_equal(fits[0].item_factors_, fits[1].item_factors_)
-
-
 def test_layout_partitions_the_ratings_without_conflicts(planted):
     """Every rating is stored once, each group holds one user's ratings, and the blocks
     of one sub-epoch share no user and no item."""
