@@ -144,6 +144,14 @@ class ModelConformance:
             full.scores, np.sort(fitted.predict_matrix()[0])[::-1], rtol=1e-5, atol=1e-5
         )
 
+    def test_recommend_is_the_same_in_every_block_size(self, fitted):
+        users = fitted.users_.ids
+        whole = fitted.recommend(users, n=7)
+        for block_size in (1, 3, 16, len(users) + 5):
+            blocked = fitted.recommend(users, n=7, block_size=block_size)
+            assert np.array_equal(blocked.item_ids, whole.item_ids), block_size
+            assert np.array_equal(blocked.scores, whole.scores), block_size
+
     def test_recommend_pads_when_catalogue_exhausted(self, planted, fitted):
         n_items = len(fitted.items_)
         recs = fitted.recommend(fitted.users_.ids[:3], n=n_items)
@@ -168,6 +176,13 @@ class ModelConformance:
         a, b = fitted.recommend(users, n=5), loaded.recommend(users, n=5)
         assert np.array_equal(a.item_ids, b.item_ids) and np.array_equal(a.scores, b.scores)
         assert loaded.history_ == fitted.history_
+        for key, value in _fitted_arrays(fitted).items():
+            restored = getattr(loaded, key)
+            if value is None:
+                assert restored is None, key
+            else:
+                assert restored.dtype == value.dtype, key
+                assert np.array_equal(restored, value), f"{key} changed in save/load"
 
     # -- determinism ------------------------------------------------------------------
     def test_same_seed_same_model(self, planted):
@@ -179,6 +194,22 @@ class ModelConformance:
                 assert second[key] is None
             else:
                 assert np.array_equal(value, second[key]), f"{key} differs between seeded runs"
+
+    def test_different_seed_different_model(self, planted):
+        """A seed that changes nothing would be decorative (and hide a fixed RNG)."""
+        if "random_state" not in self.model_class._param_names():
+            pytest.skip(f"{self.model_class.__name__} has no random_state: deterministic")
+        if "random_state" in self.exempt:
+            pytest.skip(self.exempt["random_state"])
+        _, fold = planted
+        first = _fitted_arrays(self.make(random_state=3).fit(fold.train))
+        second = _fitted_arrays(self.make(random_state=4).fit(fold.train))
+        moved = [
+            key
+            for key, value in first.items()
+            if value is not None and not np.allclose(value, second[key], rtol=0, atol=1e-4)
+        ]
+        assert moved, "random_state=3 and random_state=4 fitted the same model"
 
     # -- unknown ids ------------------------------------------------------------------
     def test_unknown_ids_follow_the_policy(self, fitted):
@@ -198,6 +229,13 @@ class ModelConformance:
         with pytest.warns(UnknownIdWarning):
             recs = fitted.recommend(10**9, n=3)
         assert len(recs.item_ids) == 3
+        assert np.all(np.isfinite(recs.scores))
+        # Any mix of known and unknown ids: finite predictions, clipped ones on the scale.
+        users = np.array([known_user, 10**9, known_user, 10**9 + 1])
+        items = np.array([10**9, known_item, known_item, 10**9 + 2])
+        with pytest.warns(UnknownIdWarning):
+            mixed = fitted.predict(users, items)
+        assert np.all(np.isfinite(mixed)), mixed
         with pytest.raises(Exception, match="integers"):
             fitted.predict(["1"], [known_item])
 
@@ -208,12 +246,19 @@ class ModelConformance:
         assert names <= covered, f"no alternative value for {sorted(names - covered)}"
 
     def test_each_hyperparameter_changes_the_result(self, planted):
+        """Beyond rounding: a change of 1e-4 in some prediction (a float32/float64 switch
+        alone moves them by ~1e-7, so ``dtype`` is checked by the arrays' dtype)."""
         _, fold = planted
         base = self.make().fit(fold.train).predict_ratings(fold.train)
         for name, value in self.alternatives.items():
-            changed = self.make(**{name: value}).fit(fold.train).predict_ratings(fold.train)
-            assert not np.allclose(base, changed, rtol=0, atol=1e-7), (
-                f"{name}={value!r} changed nothing"
+            model = self.make(**{name: value}).fit(fold.train)
+            if name == "dtype":
+                arrays = [a for a in _fitted_arrays(model).values() if a is not None]
+                assert arrays and all(a.dtype == np.dtype(value) for a in arrays), name
+                continue
+            changed = model.predict_ratings(fold.train)
+            assert not np.allclose(base, changed, rtol=0, atol=1e-4), (
+                f"{name}={value!r} changed nothing beyond rounding"
             )
 
     def test_bad_hyperparameters_are_rejected(self, planted):

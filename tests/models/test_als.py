@@ -15,6 +15,7 @@ from mfrec.kernels.als import als_solve_rows, als_solve_rows_reference, row_sse
 from mfrec.models import ALS
 
 from .conformance import ModelConformance
+from .topn_conformance import TopNConformance
 
 ALS_BAD = {
     "n_factors": 0,
@@ -64,6 +65,13 @@ class TestUnbiasedALSConformance(ModelConformance):
         "n_threads": "covered by test_thread_invariance.py",
     }
     bad_values = ALS_BAD
+
+
+class TestALSTopN(TopNConformance):
+    """recommend_for_ratings, fold_in, partial_fit and similar_items of ALS."""
+
+    model_class = ALS
+    fast_params = TestALSConformance.fast_params
 
 
 # -- the kernel ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from mfrec.models import BiasBaseline, GlobalMean
 
 from .conformance import ModelConformance, planted_problem
+from .topn_conformance import TopNConformance
 
 
 class TestBiasBaselineConformance(ModelConformance):
@@ -34,6 +35,17 @@ class TestGlobalMeanConformance(ModelConformance):
         assert np.allclose(
             model.predict_ratings(fold.test), fold.train.rating.mean(dtype=np.float64)
         )
+
+
+class TestBiasBaselineTopN(TopNConformance):
+    model_class = BiasBaseline
+    fast_params = TestBiasBaselineConformance.fast_params
+    has_item_space = False
+
+
+class TestGlobalMeanTopN(TopNConformance):
+    model_class = GlobalMean
+    has_item_space = False
 
 
 def test_bias_baseline_solves_its_normal_equations(planted):

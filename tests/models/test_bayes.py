@@ -14,6 +14,7 @@ from mfrec.models import BayesianMF, get_model_class
 from mfrec.persist import load
 
 from .conformance import ModelConformance
+from .topn_conformance import TopNConformance
 
 
 class TestBayesianMFConformance(ModelConformance):
@@ -38,6 +39,12 @@ class TestBayesianMFConformance(ModelConformance):
         "noise_precision": 0.0,
         "n_threads": 0,
     }
+
+
+class TestBayesianMFTopN(TopNConformance):
+    model_class = BayesianMF
+    fast_params = TestBayesianMFConformance.fast_params
+    supports_fold_in = False
 
 
 def test_registered_under_its_cli_name():
