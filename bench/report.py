@@ -65,9 +65,9 @@ def render(data: dict[str, Any]) -> str:
     if busiest > m["cpu_count"]:
         stamp += (
             f"\n_Measured under contention: a load average of {busiest:.1f} on "
-            f"{m['cpu_count']} cores means other processes competed for the CPU, so the "
-            "timings (not the accuracy figures) overstate what the code takes on a quiet "
-            "machine._\n"
+            f"{m['cpu_count']} cores means other processes competed for the CPU: the "
+            "timings and speed-ups (not the accuracy figures) describe a busy machine, "
+            "not a quiet one._\n"
         )
     return data["markdown"].rstrip() + "\n\n" + stamp
 
