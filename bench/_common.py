@@ -98,6 +98,29 @@ def code_version() -> dict[str, Any]:
     return {"sha": sha, "dirty": bool(dirty), "dirty_files": dirty}
 
 
+def _code_during_run() -> dict[str, Any]:
+    """The code at the start of the run, with every file that differed from that commit
+    at its start or its end: files dirty then or now, and files a commit made during the
+    run changed (the run imported the old ones; the stamp must not claim the new SHA)."""
+    start, end = CODE_AT_START, code_version()
+    if start["sha"] is None or end["sha"] is None:
+        return {"sha": None, "dirty": None, "dirty_files": []}
+    dirty = set(start["dirty_files"]) | set(end["dirty_files"])
+    if end["sha"] != start["sha"]:
+        moved = subprocess.run(
+            ["git", "diff", "--name-only", start["sha"], end["sha"]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        dirty |= set(moved)
+    return {"sha": start["sha"], "dirty": bool(dirty), "dirty_files": sorted(dirty)}
+
+
+#: The code when the benchmark started (see :func:`_code_during_run`).
+CODE_AT_START = code_version()
+
+
 def write_result(name: str, payload: dict[str, Any], folder: Path = RESULTS) -> Path:
     """Write ``bench/results/<name>.json`` (atomically) and return its path. Records that
     are not README tables (the rounds of a search) go to a subfolder via ``folder``.
@@ -113,7 +136,7 @@ def write_result(name: str, payload: dict[str, Any], folder: Path = RESULTS) -> 
         "script": f"bench/{Path(sys.argv[0]).name}",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "code": code_version(),
+        "code": _code_during_run(),
         "load_average": {"start": list(LOAD_AT_START), "end": list(os.getloadavg())},
         "machine": machine(),
         **payload,

@@ -140,7 +140,10 @@ def main() -> None:
     summary = (
         f"{folds_note}. RMSE/MAE of predictions clipped to the rating scale, mean over folds "
         "and fits; fit seconds: median per fold, mean over folds (numba compilation "
-        "excluded). Defaults unless stated."
+        "excluded). Each model at its defaults of the measured commit unless the row "
+        "states other settings (how each default was chosen: docs/evaluation.md); "
+        "repeats run one model after another, not interleaved; every model at its default "
+        "thread count."
     )
     print(table)
     if args.only:

@@ -61,6 +61,14 @@ def render(data: dict[str, Any]) -> str:
         f"Python {m['python']}, numba {m['numba']}; load average "
         f"{load['start'][0]:.2f} at the start, {load['end'][0]:.2f} at the end._\n"
     )
+    busiest = max(load["start"][0], load["end"][0])
+    if busiest > m["cpu_count"]:
+        stamp += (
+            f"\n_Measured under contention: a load average of {busiest:.1f} on "
+            f"{m['cpu_count']} cores means other processes competed for the CPU: the "
+            "timings and speed-ups (not the accuracy figures) describe a busy machine, "
+            "not a quiet one._\n"
+        )
     return data["markdown"].rstrip() + "\n\n" + stamp
 
 

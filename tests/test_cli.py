@@ -61,7 +61,14 @@ def test_evaluate_json_on_a_file(runner, ratings_file):
     assert [f["fold"] for f in report["folds"]] == ["fold1", "fold2", "fold3"]
     assert set(report["mean"]) >= {"rmse", "mae", "fit_seconds"}
     assert report["params"]["n_factors"] == 3 and report["params"]["random_state"] == 1
-    assert 0.3 < report["mean"]["rmse"] < 1.5
+    # Clearly better than the global mean on the same folds (0.81 vs 0.74 here): a bound
+    # relative to a baseline, so a model that learns nothing (0.81) fails.
+    baseline = run(
+        runner, "evaluate", ratings_file, "--columns", "item,user,rating,timestamp",
+        "--model", "global-mean", "--split", "kfold:3", "--seed", "1", "--json",
+    )  # fmt: skip
+    floor = json.loads(baseline.output)["mean"]["rmse"]
+    assert report["mean"]["rmse"] < 0.95 * floor, (report["mean"]["rmse"], floor)
     assert sum(f["n_test"] for f in report["folds"]) == 80 * 50 * 0.3
 
 

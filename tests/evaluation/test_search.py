@@ -228,22 +228,27 @@ def test_search_never_sees_the_test_part(tmp_path):
     # ...while on the training part alone light regularisation wins.
     train_only = grid_search(base, grid, temporal(ratings, 0.8).train, folds=3, random_state=0)
     assert train_only.best_params["reg_item"] == 0.1
-    # The CLI with --split searches the training part only, then reports the test once.
-    result = CliRunner().invoke(
-        main,
-        [
-            "tune", str(path), "--model", "bias", "--param", "reg_user=1000",
-            "--param", "n_epochs=2", "--grid", grid, "--folds", "3", "--split", "temporal:0.8",
-            "--seed", "0", "--json",
-        ],
-        catch_exceptions=False,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
-    assert report["best_params"]["reg_item"] == 0.1
-    assert report["searched_ratings"] == len(temporal(ratings, 0.8).train)
-    assert report["n_test"] == len(ratings) - report["searched_ratings"]
+    # The CLI with --split searches the training part only and, unless --report-test
+    # asks, never scores the test part; asked, it reports it once, after the choice.
+    args = [
+        "tune", str(path), "--model", "bias", "--param", "reg_user=1000",
+        "--param", "n_epochs=2", "--grid", grid, "--folds", "3", "--split", "temporal:0.8",
+        "--seed", "0",
+    ]  # fmt: skip
+    for extra in ([], ["--report-test"]):
+        result = CliRunner().invoke(main, [*args, *extra, "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["best_params"]["reg_item"] == 0.1
+        assert report["searched_ratings"] == len(temporal(ratings, 0.8).train)
+        assert report["n_test"] == len(ratings) - report["searched_ratings"]
+        assert ("test_rmse" in report) == bool(extra)
     assert report["test_rmse"] > 1.0  # the test part contradicts the training part
+    text = CliRunner().invoke(main, args, catch_exceptions=False).output
+    assert "not scored" in text and "test RMSE" not in text
+    text = CliRunner().invoke(main, [*args, "--report-test"], catch_exceptions=False).output
+    assert text.count("test RMSE") == 1
+    assert text.index("test RMSE") > text.index("best (#")  # after the choice
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -306,6 +311,7 @@ def test_cli_random_search_end_to_end(runner, ratings_file, tmp_path):
         (["--grid", "reg=x"], "NAME=V1,V2"),
         (["--random", "n_factors=uniform(1,5)"], "use int"),
         (["--grid", "reg=0.1", "--split", "kfold:3"], "gives 3 folds"),
+        (["--grid", "reg=0.1", "--report-test"], "give --split too"),
     ],
 )
 def test_cli_errors(runner, ratings_file, extra, match):

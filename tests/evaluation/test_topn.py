@@ -165,15 +165,29 @@ def _small(cls) -> dict:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_ranking_evaluation_works_for_every_model(name):
+    """evaluate_fold's ranking metrics equal recall@5 and NDCG@5 recomputed here, by their
+    textbook definitions, from the same model's own recommend() lists."""
     cls = MODELS[name]
     data = make_ratings(n_users=50, n_items=30, density=0.4, n_factors=2, random_state=2)
     fold = user_holdout(data.ratings, 0.3, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnknownIdWarning)
         result = evaluate_fold(cls(**_small(cls)), fold, "ndcg@5,recall@5,mrr,coverage@5")
-    for metric in ("ndcg@5", "recall@5", "mrr", "coverage@5"):
+        model = cls(**_small(cls)).fit(fold.train)  # the same seed: the same model
+        test = fold.test.to_frame()
+        relevant = test[test.rating >= 4].groupby("user")["item"].apply(set)
+        recall, ndcg = [], []
+        for user, items in relevant.items():
+            top = model.recommend(user, n=5).item_ids.tolist()
+            gains = [1.0 / math.log2(rank + 2) for rank, i in enumerate(top) if i in items]
+            ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(5, len(items))))
+            recall.append(len(gains) / len(items))
+            ndcg.append(sum(gains) / ideal)
+    assert result["n_users_evaluated"] == len(relevant) > 0
+    assert result["recall@5"] == pytest.approx(np.mean(recall), abs=1e-12), name
+    assert result["ndcg@5"] == pytest.approx(np.mean(ndcg), abs=1e-12), name
+    for metric in ("mrr", "coverage@5"):
         assert 0.0 <= result[metric] <= 1.0, (name, metric, result[metric])
-    assert result["n_users_evaluated"] > 0
 
 
 def test_cli_evaluate_with_ranking_metrics(tmp_path):

@@ -5,6 +5,10 @@ A test module subclasses :class:`ModelConformance` and fills in:
 - ``model_class``;
 - ``fast_params``: settings that fit the tiny planted problem quickly and well;
 - ``rmse_bound``: the test RMSE the model must reach on it;
+- ``baseline_ratio``: and its test RMSE must be below this fraction of the RMSE of a
+  baseline fitted on the same data (``baseline``, BiasBaseline by default: about 0.49
+  here, while the global mean scores 0.59) -- an absolute bound alone passes a model
+  whose factors are broken;
 - ``alternatives``: for *every* hyperparameter, another valid value -- each must change
   the fitted model (a parameter that changes nothing is a bug, as Surprise learned);
 - ``bad_values``: for each hyperparameter, a value that must be rejected.
@@ -44,6 +48,20 @@ def planted_problem(seed: int = 7):
     return data, fold
 
 
+def _test_rmse(model, fold) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownIdWarning)
+        predicted = model.predict_ratings(fold.test)
+    return float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2)))
+
+
+def _baseline(name: str):
+    """``bias``: BiasBaseline (regularised biases); ``global-mean``: the mean rating."""
+    from mfrec.models import BiasBaseline, GlobalMean
+
+    return {"bias": BiasBaseline, "global-mean": GlobalMean}[name]()
+
+
 def _fitted_arrays(model) -> dict[str, Any]:
     return {k: getattr(model, k) for k in model._fitted_arrays}
 
@@ -52,6 +70,8 @@ class ModelConformance:
     model_class: ClassVar[type]
     fast_params: ClassVar[dict[str, Any]] = {}
     rmse_bound: ClassVar[float] = 0.5
+    baseline: ClassVar[str] = "bias"
+    baseline_ratio: ClassVar[float] = 0.9
     alternatives: ClassVar[dict[str, Any]] = {}
     bad_values: ClassVar[dict[str, Any]] = {}
     #: Parameters exempt from the "changes the result" test, with the reason.
@@ -77,11 +97,13 @@ class ModelConformance:
     # -- accuracy ---------------------------------------------------------------------
     def test_fits_planted_data(self, planted, fitted):
         _, fold = planted
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnknownIdWarning)
-            predicted = fitted.predict_ratings(fold.test)
-        rmse = float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2)))
+        rmse = _test_rmse(fitted, fold)
         assert rmse < self.rmse_bound, f"test RMSE {rmse:.4f} >= bound {self.rmse_bound}"
+        reference = _test_rmse(_baseline(self.baseline).fit(fold.train), fold)
+        assert rmse < self.baseline_ratio * reference, (
+            f"test RMSE {rmse:.4f} is not below {self.baseline_ratio} x the {self.baseline} "
+            f"baseline's {reference:.4f} on the same data"
+        )
 
     def test_predictions_finite_and_clipped(self, planted, fitted):
         _, fold = planted
@@ -122,6 +144,14 @@ class ModelConformance:
             full.scores, np.sort(fitted.predict_matrix()[0])[::-1], rtol=1e-5, atol=1e-5
         )
 
+    def test_recommend_is_the_same_in_every_block_size(self, fitted):
+        users = fitted.users_.ids
+        whole = fitted.recommend(users, n=7)
+        for block_size in (1, 3, 16, len(users) + 5):
+            blocked = fitted.recommend(users, n=7, block_size=block_size)
+            assert np.array_equal(blocked.item_ids, whole.item_ids), block_size
+            assert np.array_equal(blocked.scores, whole.scores), block_size
+
     def test_recommend_pads_when_catalogue_exhausted(self, planted, fitted):
         n_items = len(fitted.items_)
         recs = fitted.recommend(fitted.users_.ids[:3], n=n_items)
@@ -146,6 +176,13 @@ class ModelConformance:
         a, b = fitted.recommend(users, n=5), loaded.recommend(users, n=5)
         assert np.array_equal(a.item_ids, b.item_ids) and np.array_equal(a.scores, b.scores)
         assert loaded.history_ == fitted.history_
+        for key, value in _fitted_arrays(fitted).items():
+            restored = getattr(loaded, key)
+            if value is None:
+                assert restored is None, key
+            else:
+                assert restored.dtype == value.dtype, key
+                assert np.array_equal(restored, value), f"{key} changed in save/load"
 
     # -- determinism ------------------------------------------------------------------
     def test_same_seed_same_model(self, planted):
@@ -157,6 +194,22 @@ class ModelConformance:
                 assert second[key] is None
             else:
                 assert np.array_equal(value, second[key]), f"{key} differs between seeded runs"
+
+    def test_different_seed_different_model(self, planted):
+        """A seed that changes nothing would be decorative (and hide a fixed RNG)."""
+        if "random_state" not in self.model_class._param_names():
+            pytest.skip(f"{self.model_class.__name__} has no random_state: deterministic")
+        if "random_state" in self.exempt:
+            pytest.skip(self.exempt["random_state"])
+        _, fold = planted
+        first = _fitted_arrays(self.make(random_state=3).fit(fold.train))
+        second = _fitted_arrays(self.make(random_state=4).fit(fold.train))
+        moved = [
+            key
+            for key, value in first.items()
+            if value is not None and not np.allclose(value, second[key], rtol=0, atol=1e-4)
+        ]
+        assert moved, "random_state=3 and random_state=4 fitted the same model"
 
     # -- unknown ids ------------------------------------------------------------------
     def test_unknown_ids_follow_the_policy(self, fitted):
@@ -176,6 +229,13 @@ class ModelConformance:
         with pytest.warns(UnknownIdWarning):
             recs = fitted.recommend(10**9, n=3)
         assert len(recs.item_ids) == 3
+        assert np.all(np.isfinite(recs.scores))
+        # Any mix of known and unknown ids: finite predictions, clipped ones on the scale.
+        users = np.array([known_user, 10**9, known_user, 10**9 + 1])
+        items = np.array([10**9, known_item, known_item, 10**9 + 2])
+        with pytest.warns(UnknownIdWarning):
+            mixed = fitted.predict(users, items)
+        assert np.all(np.isfinite(mixed)), mixed
         with pytest.raises(Exception, match="integers"):
             fitted.predict(["1"], [known_item])
 
@@ -186,12 +246,19 @@ class ModelConformance:
         assert names <= covered, f"no alternative value for {sorted(names - covered)}"
 
     def test_each_hyperparameter_changes_the_result(self, planted):
+        """Beyond rounding: a change of 1e-4 in some prediction (a float32/float64 switch
+        alone moves them by ~1e-7, so ``dtype`` is checked by the arrays' dtype)."""
         _, fold = planted
         base = self.make().fit(fold.train).predict_ratings(fold.train)
         for name, value in self.alternatives.items():
-            changed = self.make(**{name: value}).fit(fold.train).predict_ratings(fold.train)
-            assert not np.allclose(base, changed, rtol=0, atol=1e-7), (
-                f"{name}={value!r} changed nothing"
+            model = self.make(**{name: value}).fit(fold.train)
+            if name == "dtype":
+                arrays = [a for a in _fitted_arrays(model).values() if a is not None]
+                assert arrays and all(a.dtype == np.dtype(value) for a in arrays), name
+                continue
+            changed = model.predict_ratings(fold.train)
+            assert not np.allclose(base, changed, rtol=0, atol=1e-4), (
+                f"{name}={value!r} changed nothing beyond rounding"
             )
 
     def test_bad_hyperparameters_are_rejected(self, planted):

@@ -38,7 +38,7 @@ class TestAdamMFConformance(ModelConformance):
     }
     exempt = {
         "patience": "needs validation data; stops like every model (test_sgd.py)",
-        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+        "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {
         "n_factors": 0,
@@ -128,13 +128,6 @@ def test_batch_as_large_as_the_data_is_full_batch(ratings):
     one_batch = AdamMF(n_epochs=5, batch_size=len(ratings), dtype="float64", random_state=0)
     one_batch.fit(ratings)
     np.testing.assert_allclose(one_batch.user_factors_, full.user_factors_, rtol=1e-10)
-
-
-def test_threads_do_not_change_result(ratings, monkeypatch):
-    monkeypatch.setattr("mfrec.models.gd.PARALLEL_MIN_WORK", 0)  # run the parallel path
-    fits = [AdamMF(n_epochs=10, n_threads=t, random_state=0).fit(ratings) for t in (1, 2)]
-    for key in ("user_factors_", "item_factors_", "user_bias_"):
-        assert np.array_equal(getattr(fits[0], key), getattr(fits[1], key)), key
 
 
 def test_course_notebook_problem():

@@ -15,6 +15,7 @@ from mfrec.kernels.als import als_solve_rows, als_solve_rows_reference, row_sse
 from mfrec.models import ALS
 
 from .conformance import ModelConformance
+from .topn_conformance import TopNConformance
 
 ALS_BAD = {
     "n_factors": 0,
@@ -44,7 +45,7 @@ class TestALSConformance(ModelConformance):
     }
     exempt = {
         "patience": "needs validation data; covered by test_early_stopping",
-        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+        "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = ALS_BAD
 
@@ -61,9 +62,16 @@ class TestUnbiasedALSConformance(ModelConformance):
         "reg_bias": "no biases to regularise when biased=False",
         "dtype": "covered by the biased suite",
         "patience": "covered by test_early_stopping",
-        "n_threads": "covered by test_threads_do_not_change_result",
+        "n_threads": "covered by test_thread_invariance.py",
     }
     bad_values = ALS_BAD
+
+
+class TestALSTopN(TopNConformance):
+    """recommend_for_ratings, fold_in, partial_fit and similar_items of ALS."""
+
+    model_class = ALS
+    fast_params = TestALSConformance.fast_params
 
 
 # -- the kernel ------------------------------------------------------------------------
@@ -192,15 +200,6 @@ def test_recovers_planted_model_to_noise_level():
     predicted = model.predict_ratings(fold.test)
     rmse = float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2)))
     assert rmse <= 1.1 * noise, f"test RMSE {rmse:.4f} vs noise {noise}"
-
-
-def test_threads_do_not_change_result(planted):
-    _, fold = planted
-    fits = [
-        ALS(n_factors=4, n_epochs=4, n_threads=t, random_state=0).fit(fold.train) for t in (1, 2)
-    ]
-    for key in ALS._fitted_arrays:
-        assert np.array_equal(getattr(fits[0], key), getattr(fits[1], key)), key
 
 
 def test_early_stopping(planted):

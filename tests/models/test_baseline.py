@@ -7,21 +7,27 @@ import pytest
 
 from mfrec.models import BiasBaseline, GlobalMean
 
-from .conformance import ModelConformance
+from .conformance import ModelConformance, planted_problem
+from .topn_conformance import TopNConformance
 
 
 class TestBiasBaselineConformance(ModelConformance):
     model_class = BiasBaseline
     fast_params = {"reg_user": 1.0, "reg_item": 1.0}
-    rmse_bound = 1.0  # biases alone cannot fit the planted interactions; sanity bound
+    # Biases alone cannot fit the planted interactions (about 0.49), but they must beat
+    # the global mean (about 0.59) clearly.
+    baseline, baseline_ratio = "global-mean", 0.9
     alternatives = {"reg_user": 5.0, "reg_item": 0.1, "n_epochs": 1}
     bad_values = {"reg_user": -1.0, "reg_item": float("nan"), "n_epochs": 0}
 
 
 class TestGlobalMeanConformance(ModelConformance):
     model_class = GlobalMean
-    rmse_bound = 1.5
     iterative = False
+    # The mean of the training ratings scores within 2% of the best constant (the test
+    # ratings' own mean), whose RMSE is their standard deviation, about 0.59.
+    rmse_bound = 1.02 * float(np.std(planted_problem()[1].test.rating))
+    baseline_ratio = float("inf")
 
     def test_predicts_the_mean(self, planted):
         _, fold = planted
@@ -29,6 +35,17 @@ class TestGlobalMeanConformance(ModelConformance):
         assert np.allclose(
             model.predict_ratings(fold.test), fold.train.rating.mean(dtype=np.float64)
         )
+
+
+class TestBiasBaselineTopN(TopNConformance):
+    model_class = BiasBaseline
+    fast_params = TestBiasBaselineConformance.fast_params
+    has_item_space = False
+
+
+class TestGlobalMeanTopN(TopNConformance):
+    model_class = GlobalMean
+    has_item_space = False
 
 
 def test_bias_baseline_solves_its_normal_equations(planted):

@@ -14,6 +14,7 @@ from mfrec.models import BayesianMF, get_model_class
 from mfrec.persist import load
 
 from .conformance import ModelConformance
+from .topn_conformance import TopNConformance
 
 
 class TestBayesianMFConformance(ModelConformance):
@@ -28,7 +29,7 @@ class TestBayesianMFConformance(ModelConformance):
         "noise_precision": 10.0,
     }
     exempt = {
-        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+        "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {
         "n_factors": 0,
@@ -38,6 +39,12 @@ class TestBayesianMFConformance(ModelConformance):
         "noise_precision": 0.0,
         "n_threads": 0,
     }
+
+
+class TestBayesianMFTopN(TopNConformance):
+    model_class = BayesianMF
+    fast_params = TestBayesianMFConformance.fast_params
+    supports_fold_in = False
 
 
 def test_registered_under_its_cli_name():
@@ -296,21 +303,6 @@ def test_predictions_average_the_stored_samples(calibration_fit):
         model.item_bias_samples_, model.global_mean_, v.user_index, v.item_index,
     )  # fmt: skip
     np.testing.assert_allclose(model.predict_ratings(fold.test), ref_mean, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("implicit", ["none", "both"])
-def test_threads_do_not_change_result(planted, implicit, monkeypatch):
-    monkeypatch.setattr("mfrec.models.bayes._MIN_PARALLEL_RATINGS", 0)  # really use 2 threads
-    _, fold = planted
-    fits = [
-        BayesianMF(
-            n_factors=3, n_samples=5, burn_in=3, implicit=implicit, n_threads=t, random_state=0
-        ).fit(fold.train)
-        for t in (1, 2)
-    ]
-    for key in (*BayesianMF._fitted_arrays, "user_bias_samples_", "item_bias_samples_"):
-        assert np.array_equal(getattr(fits[0], key), getattr(fits[1], key)), key
-    assert fits[0].history_[-1]["train_rmse"] == fits[1].history_[-1]["train_rmse"]
 
 
 def test_history_and_validation_curve(planted):

@@ -43,7 +43,7 @@ class TestGradientDescentMFConformance(ModelConformance):
     exempt = {
         "row_scaling": "False needs a ~100x smaller lr; covered by test_plain_descent_*",
         "patience": "needs validation data; covered by test_early_stopping_keeps_the_best",
-        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+        "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {
         "n_factors": 0,
@@ -136,16 +136,6 @@ def test_early_stopping_keeps_the_best(planted):
     assert len(model.history_) < 500
     best = min(rec["val_rmse"] for rec in model.history_)
     assert model.history_[model.best_epoch_ - 1]["val_rmse"] == best
-
-
-def test_threads_do_not_change_result(ratings, monkeypatch):
-    monkeypatch.setattr("mfrec.models.gd.PARALLEL_MIN_WORK", 0)  # run the parallel path
-    fits = [
-        GradientDescentMF(n_factors=4, n_epochs=10, n_threads=t, random_state=0).fit(ratings)
-        for t in (1, 2)
-    ]
-    for key in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
-        assert np.array_equal(getattr(fits[0], key), getattr(fits[1], key)), key
 
 
 # -- kernels agree with their NumPy references -------------------------------------------

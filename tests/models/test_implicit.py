@@ -65,7 +65,7 @@ class TestImplicitALSConformance(ModelConformance):
         "cg_steps": 1,
         "init_std": 0.3,
     }
-    exempt = {"n_threads": "must not change the result; see test_threads_do_not_change_result"}
+    exempt = {"n_threads": "must not change the result; see test_thread_invariance.py"}
     bad_values = {
         "n_factors": 0,
         "n_epochs": 0,
@@ -162,14 +162,6 @@ def test_gram_is_exact_and_thread_independent():
         two = gram(Y)
     assert np.array_equal(one, two)
     np.testing.assert_allclose(one, Y.astype(np.float64).T @ Y, rtol=1e-12)
-
-
-def test_threads_do_not_change_result():
-    train = planted_preferences(seed=4)
-    fits = [ImplicitALS(**{**FAST, "n_threads": t}, random_state=0).fit(train) for t in (1, 2)]
-    assert np.array_equal(fits[0].user_factors_, fits[1].user_factors_)
-    assert np.array_equal(fits[0].item_factors_, fits[1].item_factors_)
-    assert fits[0].history_[-1]["train_loss"] == fits[1].history_[-1]["train_loss"]
 
 
 def test_objective_decreases_and_matches_the_history():

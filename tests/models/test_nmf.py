@@ -40,7 +40,7 @@ class TestNMFConformance(ModelConformance):
     exempt = {
         "reg_bias": "only used with biased=True; covered by test_reg_bias_shrinks_biases",
         "patience": "needs validation data; stops like every model (test_sgd.py)",
-        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+        "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {
         "n_factors": 0,
@@ -150,16 +150,6 @@ def test_init_range_is_checked():
     ratings = make_ratings(n_users=10, n_items=10, density=0.5, random_state=0).ratings
     with pytest.raises(ParameterError, match="init_high must be greater than init_low"):
         NMF(init_low=2.0, init_high=1.0).fit(ratings)
-
-
-def test_threads_do_not_change_result(movielens_like, monkeypatch):
-    monkeypatch.setattr("mfrec.models.gd.PARALLEL_MIN_WORK", 0)  # run the parallel path
-    fits = [
-        NMF(biased=True, n_epochs=10, n_threads=t, random_state=0).fit(movielens_like)
-        for t in (1, 2)
-    ]
-    for key in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
-        assert np.array_equal(getattr(fits[0], key), getattr(fits[1], key)), key
 
 
 # -- kernels agree with their NumPy references -------------------------------------------

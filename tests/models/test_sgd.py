@@ -50,7 +50,7 @@ class TestBiasedMFConformance(ModelConformance):
         "patience": "stops early; covered by test_early_stopping*",
         "validation_fraction": "acts with patience only; covered by "
         "test_early_stopping_on_a_held_out_slice_then_refit",
-        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+        "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {**SGD_BAD, "lr_bias": 2.0, "reg_bias": -1.0}
 
@@ -77,7 +77,7 @@ class TestFunkSVDConformance(ModelConformance):
         "patience": "stops early; covered by test_early_stopping*",
         "validation_fraction": "acts with patience only; covered by "
         "test_early_stopping_on_a_held_out_slice_then_refit",
-        "n_threads": "must not change the result; covered by test_threads_do_not_change_result",
+        "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {**SGD_BAD, "init_mean": -0.5}
 

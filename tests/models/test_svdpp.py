@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
 
 import numpy as np
@@ -211,8 +212,13 @@ def test_steps_are_negative_gradients_of_the_per_rating_objective(adaptive):
 
 def test_same_as_surprise_svdpp_given_its_start_and_order():
     """With Surprise's initial factors and visiting order, the kernel reproduces
-    Surprise's SVDpp (which re-sums z_u and moves every y_j per rating) to rounding."""
-    surprise = pytest.importorskip("surprise")
+    Surprise's SVDpp (which re-sums z_u and moves every y_j per rating) to rounding.
+    The only evidence for "the same SGD steps as Surprise": scikit-surprise is in the test
+    extra, and under CI=true its absence is a failure, not a skip."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        import surprise
+    else:
+        surprise = pytest.importorskip("surprise")
     import pandas as pd
 
     rng = np.random.default_rng(0)

@@ -224,8 +224,15 @@ def evaluate(
     "split_spec",
     default=None,
     help="Hold out a test part first (one train/test split: u1, holdout:0.2, temporal:0.1, "
-    "...): the search sees only its training part; the best model is then refitted on it "
-    "and its test RMSE reported once. Without --split the search uses all of DATA.",
+    "...): the search sees only its training part, and the test part is not scored unless "
+    "--report-test asks. Without --split the search uses all of DATA.",
+)
+@click.option(
+    "--report-test",
+    is_flag=True,
+    help="With --split: after the choice, refit the best configuration on the training "
+    "part and print its test RMSE once. Never used to choose; off by default so that a "
+    "test score cannot steer the next search round.",
 )
 @click.option(
     "--threads",
@@ -257,6 +264,7 @@ def tune(
     n_iter,
     folds,
     split_spec,
+    report_test,
     n_threads,
     out_path,
     sep,
@@ -268,8 +276,9 @@ def tune(
     """Search hyperparameters by K-fold cross-validated RMSE; print every configuration
     and the best, optionally refit and save it.
 
-    Selection uses validation folds of the training data only; with --split the held-out
-    test RMSE of the refitted best model is reported once and never used to choose."""
+    Selection uses validation folds of the training data only. With --split the test
+    part is held out and not scored; --report-test prints the refitted best model's test
+    RMSE once, after the choice (never used to choose)."""
     import warnings
 
     from mfrec.data.split import parse_split
@@ -287,6 +296,11 @@ def tune(
 
     if (grid_spec is None) == (random_spec is None):
         raise CliError("give exactly one of --grid SPEC or --random SPEC")
+    if report_test and split_spec is None:
+        raise CliError(
+            "--report-test scores the held-out test part of --split; give --split too "
+            "(e.g. --split u1 --report-test)"
+        )
     enabled = _progress_enabled(json_output)
     base = _build_model(model_name, params, seed)
     seed_value = 0 if seed is None else seed
@@ -361,18 +375,19 @@ def tune(
             "split": split_spec,
             **result.to_dict(),
         }
+        if test is not None:
+            report["n_test"] = len(test)
         refit = None
-        if test is not None or out_path is not None:
+        if report_test or out_path is not None:
             refit = configure(type(base)(**best), {}, n_threads)
             with thread_limits(n_threads):
                 refit.fit(searched)
             report["refit"] = {"n_ratings": len(searched), "fit_seconds": refit.fit_seconds_}
-        if test is not None:
+        if report_test:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UnknownIdWarning)
                 predicted = refit.predict_ratings(test, clip=True)
             report["test_rmse"] = rmse(test.rating, predicted)
-            report["n_test"] = len(test)
         if out_path is not None:
             refit.save(out_path)
             report["out"] = str(out_path)
@@ -396,7 +411,12 @@ def tune(
     flags = [f"--preset {preset_name}"] if preset_name else []
     flags += [f"--param {k}={_show(v)}" for k, v in changed.items()]
     click.echo("  " + " ".join(flags))
-    if test is not None:
+    if test is not None and not report_test:
+        click.echo(
+            f"test part of {split_spec} held out ({len(test):,} ratings) and not scored; "
+            "--report-test scores the chosen model on it once"
+        )
+    if report_test:
         click.echo(
             f"held-out test RMSE of the best model refitted on the training part: "
             f"{report['test_rmse']:.4f} ({len(test):,} ratings; reported once, not used for "
