@@ -117,6 +117,28 @@ def _code_during_run() -> dict[str, Any]:
     return {"sha": start["sha"], "dirty": bool(dirty), "dirty_files": sorted(dirty)}
 
 
+def imported_sources() -> list[str]:
+    """The repository files whose code this process imported: every loaded module under
+    ``src/mfrec`` or ``bench/``, as paths relative to the checkout. Stamped on a result
+    as ``sources`` so that ``report.py`` can tell which code changes make it stale (a
+    subset of ``src/mfrec``: a change to the Spark engine does not stale the SGD bench).
+    It is a superset of the code the run executed in this process; code run only in a
+    child process is not in it, which is why ``report.py`` ignores it for scripts that
+    start processes."""
+    files = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        try:
+            rel = Path(path).resolve().relative_to(ROOT)
+        except ValueError:
+            continue
+        if rel.parts[:2] == ("src", "mfrec") or rel.parts[:1] == ("bench",):
+            files.add(rel.as_posix())
+    return sorted(files)
+
+
 #: The code when the benchmark started (see :func:`_code_during_run`).
 CODE_AT_START = code_version()
 
@@ -137,6 +159,7 @@ def write_result(name: str, payload: dict[str, Any], folder: Path = RESULTS) -> 
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
         "code": _code_during_run(),
+        "sources": imported_sources(),
         "load_average": {"start": list(LOAD_AT_START), "end": list(os.getloadavg())},
         "machine": machine(),
         **payload,

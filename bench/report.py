@@ -11,9 +11,16 @@ re-renders the sections and fails on any difference).
 
 A result is pasted only if it is *current*: it was stamped with a commit SHA
 (``bench/_common.write_result`` does that), it was measured with no uncommitted change to
-``src/mfrec`` or to its script, and neither changed between that commit and HEAD::
+the code it depends on, and that code did not change between that commit and HEAD::
 
-    git diff --quiet SHA HEAD -- src/mfrec bench/<script>
+    git diff --quiet SHA HEAD -- <its dependencies>
+
+Its dependencies are its script and the files its run imported (``sources``, stamped by
+``write_result``: every loaded module of ``src/mfrec`` and ``bench/``), so a change to the
+Spark engine does not stale the SGD benchmarks. A script that starts other processes
+(``subprocess``, ``multiprocessing``, Spark) may run code its own process never imported,
+and a result stamped before ``sources`` existed names none: for both the dependency is
+the whole of ``src/mfrec``.
 
 Otherwise the section says plainly that the result is pending (and which code the last
 run measured), the reason is printed, and ``--check`` exits non-zero. The remedy is to
@@ -87,16 +94,34 @@ def _git(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
 
 
+#: A script that matches this may run library code in another process.
+SPAWNS = re.compile(r"\b(subprocess|multiprocessing|Popen|pyspark|concurrent\.futures)\b")
+
+
+def dependencies(data: dict[str, Any]) -> list[str]:
+    """The paths whose change makes ``data`` stale (see the module docstring)."""
+    script = script_of(data)
+    sources = data.get("sources")
+    try:
+        spawns = bool(SPAWNS.search((ROOT / script).read_text()))
+    except OSError:
+        spawns = True
+    if sources is None or spawns:
+        return sorted({script, SOURCE})
+    return sorted({script, *sources})
+
+
 def staleness(data: dict[str, Any]) -> str | None:
     """Why ``data`` may not be pasted into the README, or None if it is current."""
     code = data.get("code") or {}
-    sha, script = code.get("sha"), script_of(data)
+    sha = code.get("sha")
     if not sha:
         return "unstamped: it records no commit SHA (measured before results were stamped)"
+    paths = dependencies(data)
     touched = [
         f
         for f in code.get("dirty_files", [])
-        if f in (script, SOURCE) or f.startswith(SOURCE + "/")
+        if any(f == p or f.startswith(p.rstrip("/") + "/") for p in paths)
     ]
     if touched:
         return f"measured with uncommitted changes to {', '.join(touched)}"
@@ -106,7 +131,7 @@ def staleness(data: dict[str, Any]) -> str | None:
         return "git is not available to compare its commit with HEAD"
     if known.returncode != 0:
         return f"its commit {sha[:10]} is not in this repository"
-    diff = _git("diff", "--name-only", sha, "HEAD", "--", SOURCE, script)
+    diff = _git("diff", "--name-only", sha, "HEAD", "--", *paths)
     if diff.returncode != 0:
         return f"git diff {sha[:10]} HEAD failed: {diff.stderr.strip()}"
     changed = diff.stdout.split()

@@ -101,3 +101,60 @@ def test_staleness_compares_the_stamped_commit_with_head():
     assert report.staleness(data) is None
     data["code"] = {**code, "sha": parent}
     assert "older than the code" in report.staleness(data)
+
+
+def test_staleness_follows_the_files_the_run_imported():
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+    last = git("log", "-1", "--format=%H", "--", "src/mfrec").stdout.strip()
+    parent = git("rev-parse", f"{last}^").stdout.strip() if last else ""
+    if not parent:
+        pytest.skip("needs a git checkout with history (src/mfrec's last change and its parent)")
+    changed = git("diff", "--name-only", parent, "HEAD", "--", "src/mfrec").stdout.split()
+    untouched = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "src" / "mfrec").rglob("*.py")
+        if str(p.relative_to(ROOT)) not in changed
+    )
+    assert changed and untouched
+    data = {"benchmark": "frontier", "script": "bench/frontier.py", "measured": "x"}
+    data["code"] = {"sha": parent, "dirty": False, "dirty_files": []}
+    # A run that imported only files unchanged since its commit is current ...
+    data["sources"] = [untouched[0]]
+    assert report.dependencies(data) == sorted({"bench/frontier.py", *data["sources"]})
+    assert report.staleness(data) is None
+    # ... one that imported a changed file is not, and names it.
+    data["sources"] = [untouched[0], changed[0]]
+    assert changed[0] in report.staleness(data)
+    # Uncommitted changes count only where the run's code lives.
+    data["sources"] = [untouched[0]]
+    data["code"] = {"sha": parent, "dirty": True, "dirty_files": [changed[0]]}
+    assert report.staleness(data) is None
+    data["code"]["dirty_files"] = [untouched[0]]
+    assert "uncommitted changes to " + untouched[0] in report.staleness(data)
+    # A result without ``sources`` (stamped before they existed) depends on all of src/mfrec,
+    # and so does one whose script starts processes (code may run outside what it imported).
+    del data["sources"]
+    assert report.dependencies(data) == ["bench/frontier.py", "src/mfrec"]
+    data["sources"] = [untouched[0]]
+    data["script"] = data["benchmark"] = "bench/serve.py"
+    assert report.dependencies(data) == ["bench/serve.py", "src/mfrec"]
+
+
+def test_a_result_records_the_library_files_its_run_imported():
+    import sys
+
+    import mfrec.models  # noqa: F401  (what a bench imports)
+
+    spec = importlib.util.spec_from_file_location("bench_common", ROOT / "bench" / "_common.py")
+    common = importlib.util.module_from_spec(spec)
+    sys.modules["bench_common"] = common
+    try:
+        spec.loader.exec_module(common)
+        sources = common.imported_sources()
+    finally:
+        del sys.modules["bench_common"]
+    assert "bench/_common.py" in sources
+    assert "src/mfrec/__init__.py" in sources and "src/mfrec/models/sgd.py" in sources
+    assert all(s.startswith(("src/mfrec/", "bench/")) for s in sources)
