@@ -39,3 +39,54 @@ def test_import_does_not_load_heavy_modules(code, heavy):
     probe = f"{code}; import sys; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+#: room -> rooms it must never import (ARCHITECTURE.md: arrows point down only).
+FORBIDDEN = {
+    "kernels": {"*"},
+    "data": {"models", "evaluation", "persist", "plots", "serve", "spark", "cli"},
+    "persist": {"models", "evaluation", "serve", "spark", "cli"},
+    "models": {"evaluation", "serve", "spark", "cli"},
+    "evaluation": {"serve", "spark", "cli"},
+    "serve": {"spark", "cli"},
+    "spark": {"serve", "cli"},
+    "plots": {"models", "evaluation", "serve", "spark", "cli"},
+}
+
+
+def _imports_by_room():
+    """(room, imported room, file) for every import of mfrec code, lazy ones included."""
+    import ast
+
+    src = ROOT / "src" / "mfrec"
+    found = []
+    for path in src.rglob("*.py"):
+        parts = path.relative_to(src).with_suffix("").parts
+        room = parts[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [node.module]
+                if node.module == "mfrec":
+                    targets = [f"mfrec.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                bits = target.split(".")
+                if bits[0] == "mfrec" and len(bits) > 1:
+                    found.append((room, bits[1], path.relative_to(ROOT).as_posix()))
+                elif bits[0] == "mfrec":
+                    found.append((room, "mfrec", path.relative_to(ROOT).as_posix()))
+    return found
+
+
+def test_imports_point_down_only():
+    found = _imports_by_room()
+    assert any(room == "models" and to == "persist" for room, to, _ in found)  # it sees lazies
+    wrong = sorted(
+        f"{where}: {room} imports {to}"
+        for room, to, where in found
+        if room != to and ("*" in FORBIDDEN.get(room, ()) or to in FORBIDDEN.get(room, ()))
+    )
+    assert not wrong, "imports against the arrows of ARCHITECTURE.md:\n" + "\n".join(wrong)

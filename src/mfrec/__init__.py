@@ -20,7 +20,7 @@ _LAZY = {
     "Vocabulary": ("mfrec.data.vocab", "Vocabulary"),
     "read_ratings": ("mfrec.data.readers", "read_ratings"),
     "load_dataset": ("mfrec.data.movielens", "load_dataset"),
-    "load": ("mfrec.persist", "load"),
+    "load": ("mfrec.models", "load"),
     "models": ("mfrec.models", None),
     "splits": ("mfrec.data.split", None),
     "metrics": ("mfrec.evaluation.metrics", None),
@@ -54,4 +54,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from mfrec.data.readers import read_ratings  # noqa: F401
     from mfrec.data.vocab import Vocabulary  # noqa: F401
     from mfrec.evaluation import metrics  # noqa: F401
-    from mfrec.persist import load  # noqa: F401
+    from mfrec.models import load  # noqa: F401

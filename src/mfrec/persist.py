@@ -40,6 +40,7 @@ import logging
 import math
 import numbers
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,7 @@ import scipy.sparse as sp
 from mfrec._atomic import atomic_write
 from mfrec._version import __version__
 from mfrec.data.vocab import Vocabulary
-from mfrec.exceptions import ModelFileError, ParameterError
+from mfrec.exceptions import ModelFileError
 
 logger = logging.getLogger(__name__)
 
@@ -131,40 +132,16 @@ def _meta_digest(meta: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-#: Learned arrays beyond ``_fitted_arrays`` that a class persists (its ``_extra_state``).
-_EXTRA_ARRAYS: dict[str, tuple[str, ...]] = {
-    "TruncatedSVD": ("singular_values_",),
-    "BayesianMF": ("user_bias_samples_", "item_bias_samples_"),
-}
 _SCALARS = ("global_mean_", "fit_seconds_", "best_epoch_")
 
 
-def _has_biases(class_name: str, params: dict) -> tuple[bool, bool] | None:
-    """Whether a fitted model of this class has (user, item) biases, given its
-    hyperparameters; None when the class is not known here (no check)."""
-    fixed = {
-        "BiasedMF": (True, True),
-        "SVDpp": (True, True),
-        "BayesianMF": (True, True),
-        "BiasBaseline": (True, True),
-        "FunkSVD": (False, False),
-        "ImplicitALS": (False, False),
-        "GlobalMean": (False, False),
-    }
-    if class_name in fixed:
-        return fixed[class_name]
-    if class_name in ("ALS", "GradientDescentMF", "NMF"):
-        return (bool(params["biased"]),) * 2
-    if class_name == "TruncatedSVD":
-        return (params["impute"] == "bias",) * 2
-    if class_name == "AdamMF":
-        return True, params["mean"] == "item"
-    return None
-
-
-def load(path: str | os.PathLike[str]):
+def load(path: str | os.PathLike[str], classes: Mapping[str, type]):
     """Load a model written by ``model.save(path)``, verified whole (see the module
     docstring): a file that loads is a model that predicts what was saved.
+
+    ``classes`` maps a class name (``"BiasedMF"``) to the model class: the registry
+    :func:`mfrec.load` passes, so that this module never imports the models (they
+    import it to save).
 
     Raises
     ------
@@ -194,10 +171,10 @@ def load(path: str | os.PathLike[str]):
             f"{path} is not an mfrec model file (it is not a zip archive; model files are "
             "written by model.save() or `mfrec train --out`)"
         )
-    return _load_from(path, path)
+    return _load_from(path, path, classes)
 
 
-def _load_from(source: Any, path: str):
+def _load_from(source: Any, path: str, classes: Mapping[str, type]):
     """Load from ``source`` (a path or a binary file object); ``path`` names it in
     messages. Members are checked as they are read, the metadata first, so that a
     damaged file is refused at the first damaged member."""
@@ -218,7 +195,7 @@ def _load_from(source: Any, path: str):
             )
         raw_meta = _read(archive, "meta", path)
         meta = _parse_meta(raw_meta, path)
-        cls = _model_class(meta, path)
+        cls = _model_class(meta, path, classes)
         sums = _checksums(meta, path)
         members = {"meta": raw_meta}
         for key in archive.files:
@@ -329,15 +306,10 @@ def _verify_member(sums: dict[str, str], name: str, value: np.ndarray, path: str
         )
 
 
-def _model_class(meta: dict, path: str) -> type:
-    from mfrec.models import get_model_class
-
+def _model_class(meta: dict, path: str, classes: Mapping[str, type]) -> type:
     name = meta.get("model_class")
-    if isinstance(name, str):
-        try:
-            return get_model_class(name)
-        except ParameterError:
-            pass
+    if isinstance(name, str) and name in classes:
+        return classes[name]
     raise ModelFileError(
         f"{path} holds a model of unknown class {name!r}; it may need a newer mfrec"
     )
@@ -534,7 +506,7 @@ class _Restorer:
     def restore_arrays(self) -> None:
         model, meta = self.model, self.meta
         names = meta.get("arrays")
-        expected = {*type(model)._fitted_arrays, *_EXTRA_ARRAYS.get(self.cls_name, ())}
+        expected = {*type(model)._fitted_arrays, *type(model)._extra_arrays}
         if not isinstance(names, dict) or set(names) != expected:
             shown = sorted(names) if isinstance(names, dict) else names
             raise self.bad(
@@ -549,7 +521,7 @@ class _Restorer:
         for key in ("user_factors_", "item_factors_"):
             if key in expected and key not in present:
                 raise self.bad(f"meta.arrays.{key}", "is null, but every model has it")
-        biases = _has_biases(self.cls_name, model.get_params())
+        biases = model._bias_layout()
         if biases is not None:
             for key, wanted in zip(("user_bias_", "item_bias_"), biases, strict=True):
                 if (key in present) != wanted:
@@ -577,7 +549,7 @@ class _Restorer:
         for key in present - {"user_factors_", "item_factors_"}:
             values[key] = self.floats(f"a.{key}", shapes.get(key, (None,)))
         self.check_dtypes(values)
-        if self.cls_name == "BayesianMF":
+        if "user_bias_samples_" in present:
             samples = values["user_bias_samples_"].shape[1]
             other = values["item_bias_samples_"].shape[1]
             if samples < 1 or other != samples or k % samples:

@@ -30,8 +30,7 @@ from mfrec.evaluation.search import (
 )
 from mfrec.evaluation.validate import evaluate_fold
 from mfrec.exceptions import ParameterError
-from mfrec.models import ALS, BiasBaseline, BiasedMF
-from mfrec.persist import load
+from mfrec.models import ALS, BiasBaseline, BiasedMF, load
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from mfrec.data.ratings import Ratings
 from mfrec.data.split import holdout
 from mfrec.data.synthetic import make_ratings
 from mfrec.exceptions import NotFittedError, ParameterError, UnknownIdWarning
-from mfrec.persist import load
+from mfrec.models import load
 
 PLANTED_NOISE = 0.1
 

@@ -10,8 +10,7 @@ from mfrec.data.split import holdout
 from mfrec.data.synthetic import make_ratings
 from mfrec.exceptions import DataError, ParameterError, UnknownIdWarning
 from mfrec.kernels import bpmf
-from mfrec.models import BayesianMF, get_model_class
-from mfrec.persist import load
+from mfrec.models import BayesianMF, get_model_class, load
 
 from .conformance import ModelConformance
 from .topn_conformance import TopNConformance

@@ -16,8 +16,7 @@ from mfrec.data.split import user_holdout
 from mfrec.data.synthetic import make_ratings
 from mfrec.exceptions import DataError, UnknownIdWarning
 from mfrec.kernels.foldin import ridge_rows, ridge_rows_reference
-from mfrec.models import BiasBaseline, BiasedMF, FunkSVD, GlobalMean
-from mfrec.persist import load
+from mfrec.models import BiasBaseline, BiasedMF, FunkSVD, GlobalMean, load
 
 from .topn_conformance import TopNConformance, own_ratings
 

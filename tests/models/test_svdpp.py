@@ -17,8 +17,7 @@ from mfrec.kernels.svdpp import (
     svdpp_epoch,
     svdpp_epoch_reference,
 )
-from mfrec.models import BiasedMF, SVDpp
-from mfrec.persist import load
+from mfrec.models import BiasedMF, SVDpp, load
 
 from .conformance import ModelConformance
 from .topn_conformance import TopNConformance

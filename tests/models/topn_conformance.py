@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from mfrec.exceptions import DataError, UnknownIdWarning
-from mfrec.persist import load
+from mfrec.models import load
 
 
 def own_ratings(model, user_index: int) -> dict:

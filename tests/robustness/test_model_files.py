@@ -16,9 +16,13 @@ from hypothesis import strategies as st
 
 import mfrec
 from mfrec.exceptions import ModelFileError
+from mfrec.models import MODELS
 from mfrec.persist import _load_from
 
 from .conftest import known_pairs, read_members, write_members
+
+#: The registry ``mfrec.load`` hands the file reader.
+CLASSES = {cls.__name__: cls for cls in MODELS.values()}
 
 
 def _set(path, key, value):
@@ -363,7 +367,7 @@ def test_every_single_byte_flip(tiny_model, tiny_bytes):
     for position in range(len(buffer)):
         buffer[position] ^= 0xFF
         try:
-            model = _load_from(io.BytesIO(bytes(buffer)), "flipped.mfrec")
+            model = _load_from(io.BytesIO(bytes(buffer)), "flipped.mfrec", CLASSES)
         except ModelFileError:
             refused += 1
         else:

@@ -1,7 +1,15 @@
-"""The models, and the registry that maps CLI names and file class names to them."""
+"""The models, and the registry that maps CLI names and file class names to them.
+
+The registry is where models and the model file meet: :meth:`Recommender.save` writes
+through :mod:`mfrec.persist`, and :func:`load` reads a file back by handing persist the
+classes by name -- persist itself never imports a model.
+"""
 
 from __future__ import annotations
 
+import os
+
+from mfrec import persist
 from mfrec.exceptions import ParameterError
 from mfrec.models.adam import AdamMF
 from mfrec.models.als import ALS
@@ -45,6 +53,20 @@ def get_model_class(name: str) -> type[Recommender]:
     raise ParameterError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
 
 
+def load(path: str | os.PathLike[str]) -> Recommender:
+    """Load a model written by ``model.save(path)`` (``mfrec.load``), verified whole.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    mfrec.exceptions.ModelFileError
+        The file is not an mfrec model, is damaged or edited, or holds a model class
+        this version does not know; the message names the member at fault and the fix.
+    """
+    return persist.load(path, {cls.__name__: cls for cls in MODELS.values()})
+
+
 __all__ = [
     "ALS",
     "MODELS",
@@ -63,4 +85,5 @@ __all__ = [
     "SVDpp",
     "TruncatedSVD",
     "get_model_class",
+    "load",
 ]

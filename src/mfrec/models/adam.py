@@ -109,6 +109,9 @@ class AdamMF(FactorModel):
         "n_threads": Integer(1, None, none_ok=True),
     }
 
+    def _bias_layout(self) -> tuple[bool, bool]:
+        return True, self.mean == "item"
+
     def __init__(
         self,
         n_factors: int = 20,

@@ -42,6 +42,7 @@ from mfrec.exceptions import (
     ParameterError,
     UnknownIdWarning,
 )
+from mfrec.persist import save_model
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,20 @@ class Recommender:
     _fitted_scalars: ClassVar[tuple[str, ...]] = ()
     #: Whether a known (user, item) score includes ``global_mean_`` (FunkSVD: no).
     _uses_global_mean: ClassVar[bool] = True
+    #: Learned arrays beyond ``_fitted_arrays`` that :meth:`_extra_state` persists.
+    _extra_arrays: ClassVar[tuple[str, ...]] = ()
+    #: Whether a fitted model has (user, item) biases whatever its hyperparameters;
+    #: None when they decide (see :meth:`_bias_layout`).
+    _biases: ClassVar[tuple[bool, bool] | None] = None
+
+    def _bias_layout(self) -> tuple[bool, bool] | None:
+        """Whether a fitted model with these hyperparameters has (user, item) biases;
+        None when it cannot be told. Loading a model file checks it, so that arrays
+        relabelled as another class are refused."""
+        if self._biases is not None:
+            return self._biases
+        biased = self.get_params().get("biased")
+        return None if biased is None else (bool(biased), bool(biased))
 
     # -- hyperparameters ----------------------------------------------------------------
     @classmethod
@@ -668,8 +683,6 @@ class Recommender:
 
         See :mod:`mfrec.persist` for the format; load it back with :func:`mfrec.load`.
         """
-        from mfrec.persist import save_model
-
         self._check_fitted()
         save_model(self, path)
 

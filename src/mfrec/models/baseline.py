@@ -23,6 +23,7 @@ class GlobalMean(_NoFactors):
     """Predicts the mean training rating for every pair."""
 
     name = "global-mean"
+    _biases = (False, False)
 
     def __init__(self) -> None:
         pass
@@ -48,6 +49,7 @@ class BiasBaseline(_NoFactors):
     """
 
     name = "bias"
+    _biases = (True, True)
     _constraints: ClassVar[dict[str, Constraint]] = {
         "reg_user": Real(0, None),
         "reg_item": Real(0, None),

@@ -171,6 +171,8 @@ class BayesianMF(FactorModel):
     """
 
     name = "bayes-mf"
+    _biases = (True, True)
+    _extra_arrays = ("user_bias_samples_", "item_bias_samples_")
     _constraints: ClassVar[dict[str, Constraint]] = {
         "n_factors": Integer(1, 1_000),
         "n_samples": Integer(1, 1_000_000),

@@ -78,6 +78,7 @@ class ImplicitALS(FactorModel):
     """
 
     name = "implicit-als"
+    _biases = (False, False)
     predicts_ratings = False
     _uses_global_mean = False
     _constraints: ClassVar[dict[str, Constraint]] = {

@@ -221,6 +221,7 @@ class FunkSVD(_SGDFactorModel):
     """
 
     name = "funk-svd"
+    _biases = (False, False)
     _use_bias = False
     _uses_global_mean = False
     _constraints: ClassVar[dict[str, Constraint]] = {
@@ -309,6 +310,7 @@ class BiasedMF(_SGDFactorModel):
     """
 
     name = "biased-mf"
+    _biases = (True, True)
     _constraints: ClassVar[dict[str, Constraint]] = {
         **_SGD_CONSTRAINTS,
         "lr_bias": Real(0, 1, open_low=True, none_ok=True),

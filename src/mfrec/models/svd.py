@@ -84,6 +84,7 @@ class TruncatedSVD(FactorModel):
     """
 
     name = "svd"
+    _extra_arrays = ("singular_values_",)
     _constraints: ClassVar[dict[str, Constraint]] = {
         "n_factors": Integer(1, 100_000),
         "impute": Options(("bias", "mean", "zero")),
@@ -93,6 +94,9 @@ class TruncatedSVD(FactorModel):
         "random_state": RandomStateConstraint(),
     }
     _fitted_scalars: ClassVar[tuple[str, ...]] = ("solver_",)
+
+    def _bias_layout(self) -> tuple[bool, bool]:
+        return (self.impute == "bias",) * 2
 
     def __init__(
         self,

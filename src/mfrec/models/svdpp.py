@@ -96,6 +96,7 @@ class SVDpp(FactorModel):
     """
 
     name = "svdpp"
+    _biases = (True, True)
     _fitted_arrays: ClassVar[tuple[str, ...]] = (
         "user_factors_",
         "item_factors_",
