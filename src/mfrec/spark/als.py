@@ -130,6 +130,28 @@ def _half_step(dst: _Side, sources: Any, solve: Any, settings: dict, previous: A
     return result, stats
 
 
+def _advance(
+    state: dict,
+    side: str,
+    dst: _Side,
+    other: str,
+    solve: Any,
+    settings: dict,
+    cached: list,
+    warm: bool = False,
+) -> list[dict]:
+    """One half-step: new factors of ``state[side]`` from ``state[other]`` (warm: the
+    solver also reads the side's current factors, as the implicit CG does); the new
+    blocks replace the old ones, which are released. Returns the per-block stats."""
+    previous = state[side]
+    new, stats = _half_step(dst, state[other], solve, settings, previous if warm else None)
+    cached.append(new)
+    if previous is not None:
+        previous.unpersist()
+    state[side] = new
+    return stats
+
+
 def _collect(blocks: Any, n: int, k: int, num_blocks: int, dtype: Any, with_bias: bool):
     factors = np.zeros((n, k), dtype=dtype)
     bias = np.zeros(n, dtype=dtype) if with_bias else None
@@ -372,19 +394,24 @@ def _run_explicit(
     }
 
     def epoch(_: int) -> dict[str, float]:
-        users, user_stats = _half_step(
-            by_user, state["items"], _blocks.solve_explicit, {**settings, "sse": False}
+        user_stats = _advance(
+            state,
+            "users",
+            by_user,
+            "items",
+            _blocks.solve_explicit,
+            {**settings, "sse": False},
+            cached,
         )
-        cached.append(users)
-        if state["users"] is not None:
-            state["users"].unpersist()
-        state["users"] = users
-        items, item_stats = _half_step(
-            by_item, users, _blocks.solve_explicit, {**settings, "sse": True}
+        item_stats = _advance(
+            state,
+            "items",
+            by_item,
+            "users",
+            _blocks.solve_explicit,
+            {**settings, "sse": True},
+            cached,
         )
-        cached.append(items)
-        state["items"].unpersist()
-        state["items"] = items
         sse = sum(s["sse"] for s in item_stats)
         penalty = sum(s["penalty"] for s in user_stats) + sum(s["penalty"] for s in item_stats)
         return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
@@ -432,28 +459,16 @@ def _run_implicit(
 
     def epoch(_: int) -> dict[str, float]:
         G = (grams["items"] + ridge).astype(np.float32)
-        users, user_stats = _half_step(
-            by_user,
-            state["items"],
-            _blocks.solve_implicit,
-            {**settings, "G": G, "loss": False},
-            state["users"],
+        step = {**settings, "G": G, "loss": False}
+        user_stats = _advance(
+            state, "users", by_user, "items", _blocks.solve_implicit, step, cached, warm=True
         )
-        cached.append(users)
-        state["users"].unpersist()
-        state["users"] = users
         gram_x = np.sum([s["gram"] for s in user_stats], axis=0)
         G = (gram_x + ridge).astype(np.float32)
-        items, item_stats = _half_step(
-            by_item,
-            users,
-            _blocks.solve_implicit,
-            {**settings, "G": G, "loss": True},
-            state["items"],
+        step = {**settings, "G": G, "loss": True}
+        item_stats = _advance(
+            state, "items", by_item, "users", _blocks.solve_implicit, step, cached, warm=True
         )
-        cached.append(items)
-        state["items"].unpersist()
-        state["items"] = items
         gram_y = np.sum([s["gram"] for s in item_stats], axis=0)
         grams["items"] = gram_y
         observed = sum(s["observed"] for s in item_stats)
