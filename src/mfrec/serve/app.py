@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from mfrec.serve import schemas as S
 from mfrec.serve.live import (
@@ -40,6 +42,7 @@ from mfrec.serve.plumbing import (
     install_error_handlers,
 )
 from mfrec.serve.store import Feedback, FeedbackStore, StoreUnavailable, now, open_store
+from mfrec.serve.workers import ModelControl
 
 logger = logging.getLogger("mfrec.serve")
 
@@ -47,6 +50,8 @@ PAGE_DIR = Path(__file__).resolve().parent / "page"
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 #: Environment variable carrying the :class:`ServeConfig` (JSON) to worker processes.
 CONFIG_ENV = "MFREC_SERVE_CONFIG"
+#: How often a worker of ``--workers N`` looks for a reload done by another (seconds).
+FOLLOW_SECONDS = 0.5
 
 
 @dataclass
@@ -58,6 +63,8 @@ class ServeConfig:
     api_key: str | None = None
     api_key_file: str | None = None
     max_body_bytes: int = S.MAX_BODY_BYTES
+    #: the run folder that ``--workers N`` processes share (:mod:`mfrec.serve.workers`)
+    run_dir: str | None = None
 
 
 def create_app(
@@ -67,12 +74,24 @@ def create_app(
     file or URL fails at once rather than on the first request)."""
     if config.api_key is None and config.api_key_file is not None:
         config.api_key = Path(config.api_key_file).read_text(encoding="utf-8").strip()
-    live = live or LiveModel(config.model_path)
+    control = ModelControl(config.run_dir) if config.run_dir else None
+    generation, shared_path = control.read() if control else (0, None)
+    seen = {"generation": generation}
+    if live is None:
+        try:
+            live = LiveModel(shared_path or config.model_path)
+        except Exception:
+            if shared_path is None:
+                raise
+            # the file another worker switched to is gone or broken: start on ours
+            logger.error("cannot load %s named by the other workers; serving %s",
+                         shared_path, config.model_path)  # fmt: skip
+            live = LiveModel(config.model_path)
     store = store or open_store(config.store_url)
     metrics = Metrics()
     metrics.set_model(live.current)
 
-    def reload_model(path: str | None = None) -> ModelState:
+    def reload_model(path: str | None = None, *, publish: bool = True) -> ModelState:
         try:
             state = live.reload(path)
         except Exception:
@@ -80,7 +99,24 @@ def create_app(
             raise
         metrics.reloads.labels("ok").inc()
         metrics.set_model(state)
+        if control is not None and publish:  # the other workers follow (follow_reloads)
+            seen["generation"] = control.publish(state.path)
         return state
+
+    async def follow_reloads() -> None:
+        """Load what another worker reloaded (``--workers N``): poll the run folder."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(FOLLOW_SECONDS)
+            generation, path = control.read()
+            if generation <= seen["generation"] or path is None:
+                continue
+            seen["generation"] = generation
+            try:
+                follow = functools.partial(reload_model, path, publish=False)
+                await loop.run_in_executor(None, follow)
+            except Exception as exc:
+                logger.error("reload of %s (from another worker) refused: %s", path, exc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -90,6 +126,11 @@ def create_app(
         # Requests run side by side on the server's threads: BLAS inside one request on
         # one thread (a pool per request would only fight the others for the cores).
         blas = _controller().limit(limits=1)
+        import numba
+
+        # the same for numba kernels on the loop's thread (the setting is per thread)
+        numba_before = numba.get_num_threads()
+        numba.set_num_threads(1)
 
         def on_hup() -> None:
             def run() -> None:
@@ -104,14 +145,20 @@ def create_app(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, on_hup)
             hup = True
+        follower = asyncio.create_task(follow_reloads()) if control is not None else None
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             if hup:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signal.SIGHUP)
             store.close()
             blas.restore_original_limits()
+            numba.set_num_threads(numba_before)
 
     app = FastAPI(
         title="mfrec serve",
@@ -130,6 +177,18 @@ def create_app(
         check_key(config.api_key, request)
 
     # -- helpers shared by the routes ---------------------------------------------------
+    # A request's work is a fraction of a millisecond of CPU: it runs on the event loop,
+    # since a hop to the thread pool and back costs about as much again (and the GIL
+    # serialises the Python parts anyway). Store reads stay inline only when they are
+    # local file reads (SQLite); a network store's reads go to the thread pool, so that
+    # a slow or unreachable server never stalls the loop.
+    inline_reads = store.local_reads
+
+    async def reading(func, *args):
+        if inline_reads:
+            return func(*args)
+        return await run_in_threadpool(func, *args)
+
     def parse_one(state: ModelState, side: str, value: Any, field: str) -> Any:
         try:
             return state.parse_ids(side, [value], field)[0]
@@ -185,7 +244,7 @@ def create_app(
         response_model=S.UserRecommendations,
         tags=["recommendations"],
     )
-    def user_recommendations(
+    async def user_recommendations(
         user: str,
         n: int = Query(10, ge=1, le=S.MAX_N),
         exclude_seen: bool = Query(True, description="leave out items the user rated"),
@@ -193,6 +252,9 @@ def create_app(
         exclude: str | None = Query(None, description="never these items (comma-separated)"),
     ):
         """Top-``n`` items for a user: training ratings plus stored feedback, folded in."""
+        return await reading(_user_recommendations, user, n, exclude_seen, items, exclude)
+
+    def _user_recommendations(user, n, exclude_seen, items, exclude):
         state = live.current
         raw = parse_one(state, "user", user, "user")
         key = id_text(raw)
@@ -214,8 +276,11 @@ def create_app(
     @app.post(
         "/recommendations", response_model=S.AnonymousRecommendations, tags=["recommendations"]
     )
-    def anonymous_recommendations(body: S.AnonymousRequest):
+    async def anonymous_recommendations(body: S.AnonymousRequest):
         """Top-``n`` items for a visitor described only by ratings: folded in, not stored."""
+        return _anonymous_recommendations(body)
+
+    def _anonymous_recommendations(body: S.AnonymousRequest):
         state = live.current
         keys = list(body.ratings)
         try:
@@ -255,8 +320,11 @@ def create_app(
         return {"items": live.current.search(q, limit)}
 
     @app.get("/items/{item}/similar", response_model=S.SimilarItems, tags=["items"])
-    def similar_items(item: str, n: int = Query(10, ge=1, le=S.MAX_N)):
+    async def similar_items(item: str, n: int = Query(10, ge=1, le=S.MAX_N)):
         """The ``n`` items closest to ``item`` (cosine of the item factors)."""
+        return _similar_items(item, n)
+
+    def _similar_items(item: str, n: int):
         state = live.current
         raw = parse_one(state, "item", item, "item")
         index = int(state.lookup("item", np.array([raw], dtype=object))[0])

@@ -16,6 +16,7 @@ code that ranks stored users -- so a user with feedback gets exactly what
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import logging
@@ -233,10 +234,8 @@ class ModelState:
                 f"{type(self.model).__name__} does not support fold-in: recommendations "
                 "for new ratings need a model such as biased-mf or als"
             )
-        from mfrec._threads import numba_threads
-
         indptr = np.array([0, len(items)], dtype=np.int64)
-        with numba_threads(1):
+        with _one_numba_thread():
             factors, bias = self.model._solve_users(indptr, items, values)
         return UserVector(factors, bias, items, values, True)
 
@@ -268,28 +267,24 @@ class ModelState:
 
     def _exact(self, vector: UserVector, items: np.ndarray) -> np.ndarray:
         """float64 scores of one user for ``items``, by the model's own pair scoring."""
-        from mfrec._threads import numba_threads
-
         if vector.user_index >= 0:
-            with numba_threads(1):
+            with _one_numba_thread():
                 rows = np.full(len(items), vector.user_index, np.int32)
                 return self.model._predict_indices(rows, items)
         single = copy.copy(self.model)
         single.user_factors_ = vector.factors
         if vector.bias is not None:
             single.user_bias_ = vector.bias
-        with numba_threads(1):
+        with _one_numba_thread():
             return single._predict_indices(np.zeros(len(items), np.int32), items)
 
     def _rank_by_model(self, vector: UserVector, n: int, banned: np.ndarray, exclude_seen: bool):
         """Ranking through the model's batched top-N (models with their own scoring)."""
         import scipy.sparse as sp
 
-        from mfrec._threads import numba_threads
-
         if vector.user_index >= 0:
             # the model's own row and seen items; enough extra places to drop the rest
-            with numba_threads(1):
+            with _one_numba_thread():
                 idx, scores = self.model._recommend_indices(
                     np.array([vector.user_index], np.int32), n + len(banned), exclude_seen
                 )
@@ -304,7 +299,7 @@ class ModelState:
             (np.ones(len(banned), np.float32), banned, np.array([0, len(banned)], np.int32)),
             shape=(1, len(self.model.items_)),
         )
-        with numba_threads(1):
+        with _one_numba_thread():
             idx, scores = single._recommend_indices(np.zeros(1, np.int32), n, True)
         valid = np.isfinite(scores[0])
         return idx[0][valid], scores[0][valid]
@@ -404,6 +399,19 @@ class Ranker:
         values = exact(vector, candidates)
         order = np.lexsort((candidates, -values))[:m]
         return candidates[order], values[order].astype(np.float32)
+
+
+def _one_numba_thread():
+    """Numba kernels of one request on the calling thread only. The serving threads
+    are set to one thread once (the app's lifespan), so this is usually a no-op check
+    rather than two thread-count switches per kernel call."""
+    import numba
+
+    if numba.get_num_threads() == 1:
+        return contextlib.nullcontext()
+    from mfrec._threads import numba_threads
+
+    return numba_threads(1)
 
 
 def _lookup_one(vocab, value: Any) -> int:
