@@ -447,18 +447,21 @@ def create_app(
         n_unknown = int((item_index < 0).sum())
         if n_unknown:
             metrics.feedback_unknown_items.inc(n_unknown)
-        return {
-            "stored": len(rows),
-            "users": [id_json(v) for v in users.values()],
-            "new_users": [id_json(v) for v in new_users.values()],
-            "unknown_items": [id_json(v) for v in unknown_items.values()],
-            "note": (
-                f"{n_unknown} rating(s) of items the model does not know were stored; they "
-                "count after `mfrec retrain`"
-                if n_unknown
-                else None
-            ),
-        }
+        # built to the schema here, as the recommendation routes do (no response-model pass)
+        return JSONResponse(
+            {
+                "stored": len(rows),
+                "users": [id_json(v) for v in users.values()],
+                "new_users": [id_json(v) for v in new_users.values()],
+                "unknown_items": [id_json(v) for v in unknown_items.values()],
+                "note": (
+                    f"{n_unknown} rating(s) of items the model does not know were stored; "
+                    "they count after `mfrec retrain`"
+                    if n_unknown
+                    else None
+                ),
+            }
+        )
 
     @app.get("/users/{user}/feedback", response_model=S.UserFeedback, tags=["feedback"])
     def user_feedback(user: str):
