@@ -418,3 +418,27 @@ def test_a_model_without_fold_in_serves_its_own_users(tmp_path):
         )
         after = client.get("/users/9/recommendations", params={"n": 5}).json()
         assert _ids(after) == full[1:6]
+
+
+def test_a_model_of_string_ids_serves_its_users_and_items(tmp_path):
+    from mfrec.data.synthetic import make_ratings
+    from mfrec.models import BiasedMF
+
+    data = make_ratings(80, 40, density=0.3, random_state=4).ratings
+    users = np.array([f"u-{v}" for v in data.users.take(data.user_index)], dtype=object)
+    items = np.array([f"i {v}" for v in data.items.take(data.item_index)], dtype=object)
+    ratings = Ratings.from_arrays(users, items, data.rating)
+    model = BiasedMF(n_factors=4, n_epochs=5, random_state=0).fit(ratings)
+    path = tmp_path / "strings.mfrec"
+    model.save(path)
+    with _client(path, f"sqlite:///{tmp_path / 'f.sqlite'}") as client:
+        user = str(model.users_.ids[3])
+        body = client.get(f"/users/{user}/recommendations", params={"n": 5}).json()
+        expected, scores = model.recommend(user, n=5)
+        assert body["user"] == user and _ids(body) == expected.tolist()
+        np.testing.assert_allclose(_scores(body), scores, rtol=1e-6)
+        item = str(model.items_.ids[2])
+        body = client.get(f"/items/{item}/similar", params={"n": 4}).json()
+        assert _ids(body) == model.similar_items(item, n=4)[0].tolist()
+        assert client.get("/users/nobody/recommendations").status_code == 404
+        assert client.get("/items/nothing/similar").status_code == 404

@@ -262,7 +262,7 @@ def create_app(
         state = live.current
         raw = parse_one(state, "user", user, "user")
         key = id_text(raw)
-        user_index = int(state.lookup("user", np.array([raw], dtype=object))[0])
+        user_index = state.index_of("user", raw)
         allow = item_indices(state, parse_list(state, items, "items"), "items", strict=True)
         deny = item_indices(state, parse_list(state, exclude, "exclude"), "exclude", False)
         vector = user_vector(state, key, user_index)
@@ -337,7 +337,7 @@ def create_app(
     def _similar_items(item: str, n: int):
         state = live.current
         raw = parse_one(state, "item", item, "item")
-        index = int(state.lookup("item", np.array([raw], dtype=object))[0])
+        index = state.index_of("item", raw)
         if index < 0:
             raise ApiError(404, f"unknown item {id_json(raw)!r}", "item")
         if state.model.n_factors_ == 0:

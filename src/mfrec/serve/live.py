@@ -136,6 +136,16 @@ class ModelState:
         except Exception:  # ids beyond int64, None for a stored id of another kind, ...
             return np.array([_lookup_one(vocab, v) for v in ids], np.int32)
 
+    def index_of(self, side: str, value: Any) -> int:
+        """Index of one id from :meth:`parse_ids` (-1 if unknown): :meth:`lookup` for a
+        single id, by one hash probe instead of an array round trip."""
+        vocab = self.model.users_ if side == "user" else self.model.items_
+        try:
+            found = vocab.pd_index.get_loc(value)
+        except Exception:  # unknown, or beyond what the index's dtype holds
+            return -1
+        return found if isinstance(found, int) else int(self.lookup(side, np.array([value]))[0])
+
     def item_json(self, index: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
         ids = self.model.items_.take(index)
         out = []
