@@ -434,8 +434,8 @@ def create_app(
                     f"scale {low:g}..{high:g}",
                     f"ratings[{k}].rating",
                 )
-        user_index = state.lookup("user", np.array(parsed_users, dtype=object))
-        item_index = state.lookup("item", np.array(parsed_items, dtype=object))
+        user_index = state.lookup_parsed("user", parsed_users)
+        item_index = state.lookup_parsed("item", parsed_items)
         new_users: dict[str, Any] = {}
         for k, entry in enumerate(body.ratings):
             user_key, item_key = id_text(parsed_users[k]), id_text(parsed_items[k])
@@ -497,7 +497,7 @@ def create_app(
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health/live", tags=["operations"])
-    def health_live():
+    async def health_live():
         """The process answers."""
         return {"status": "ok"}
 
@@ -522,7 +522,7 @@ def create_app(
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/model", response_model=S.ModelInfo, tags=["operations"])
-    def model_info():
+    async def model_info():
         """The model being served."""
         return _model_info(live.current)
 

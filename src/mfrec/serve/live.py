@@ -146,6 +146,13 @@ class ModelState:
             return -1
         return found if isinstance(found, int) else int(self.lookup(side, np.array([value]))[0])
 
+    def lookup_parsed(self, side: str, values: list[Any]) -> np.ndarray:
+        """:meth:`lookup` of ids from :meth:`parse_ids`, given as a list: hash probes for a
+        few ids (a request's usual handful), the vectorised lookup for many."""
+        if len(values) <= 32:
+            return np.array([self.index_of(side, v) for v in values], dtype=np.int32)
+        return self.lookup(side, np.array(values, dtype=object))
+
     def item_json(self, index: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
         ids = self.model.items_.take(index)
         out = []
