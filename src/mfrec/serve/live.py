@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: Users whose re-solved vectors a state keeps (least recently used beyond this).
 OVERLAY_CACHE_USERS = 100_000
+#: Items per block of the top-N threshold (:func:`_lower_bound_of_kth`).
+RANK_BLOCK = 64
 
 
 class UnknownIdError(LookupError):
@@ -330,9 +332,11 @@ class ModelState:
         m = min(n, len(sims) - 1)
         if m <= 0:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
-        top = np.argpartition(-sims, m - 1)[:m]
-        order = np.lexsort((top, -sims[top]))
-        return top[order].astype(np.int32), sims[top[order]]
+        # every item of the top m is at least the bound; then an exact order among those
+        starts = np.arange(0, len(sims), RANK_BLOCK)
+        candidates = np.flatnonzero(sims >= _lower_bound_of_kth(sims, m, starts))
+        top = candidates[np.lexsort((candidates, -sims[candidates]))[:m]]
+        return top.astype(np.int32), sims[top]
 
     def predict(self, vector: UserVector | None, item_index: np.ndarray) -> np.ndarray:
         """Predicted ratings of one user (None: unknown, the fallback) for items."""
@@ -394,6 +398,7 @@ class Ranker:
         self.gamma = (2 * k + 8) * unit / (1 - (2 * k + 8) * unit)
         self.q_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", q, q, dtype=np.float64))))
         self.bi_max = float(np.max(np.abs(self.item_add))) if len(self.item_add) else 0.0
+        self.block_starts = np.arange(0, q.shape[0], RANK_BLOCK)
 
     def top(self, vector: UserVector, n: int, banned: np.ndarray, exact) -> tuple:
         p = vector.factors[0]
@@ -410,12 +415,22 @@ class Ranker:
         slack = (
             4 * self.gamma * (p_norm * self.q_norm + abs(self.intercept) + abs(bias) + self.bi_max)
         )
-        kth = np.partition(scores, len(scores) - m)[len(scores) - m]
+        kth = _lower_bound_of_kth(scores, m, self.block_starts)
         # every item of the exact top m scores >= kth - 2 slack in float32
         candidates = np.flatnonzero(scores >= kth - 2 * slack).astype(np.int32)
         values = exact(vector, candidates)
         order = np.lexsort((candidates, -values))[:m]
         return candidates[order], values[order].astype(np.float32)
+
+
+def _lower_bound_of_kth(scores: np.ndarray, m: int, block_starts: np.ndarray) -> float:
+    """A value <= the ``m``-th largest of ``scores``, close to it, without a selection
+    over every item: the ``m``-th largest of the block maxima (``m`` distinct blocks
+    each hold an item at least that high). Exact when there are too few blocks."""
+    if m > len(block_starts) // 4:
+        return float(np.partition(scores, len(scores) - m)[len(scores) - m])
+    block_max = np.maximum.reduceat(scores, block_starts)
+    return float(np.partition(block_max, len(block_max) - m)[len(block_max) - m])
 
 
 def _one_numba_thread():
