@@ -6,7 +6,7 @@ feedback writes per second.
 For each model -- BiasedMF on all of ML-100K (the ml-100k preset), and a synthetic
 100,000 users x 50,000 items x 64 factors model whose factors are drawn directly (20
 ratings per user, popularity-skewed, as its seen items) -- the script starts
-``mfrec serve`` as a subprocess on loopback (one worker, SQLite store beside the model)
+``mfrec serve`` as a subprocess on loopback (``--workers``, default 1; SQLite store)
 and drives it from this process with an open-loop asyncio client over raw keep-alive
 HTTP/1.1 connections:
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -114,7 +115,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(model: Path, store: Path, port: int, log: Path) -> subprocess.Popen:
+def start_server(
+    model: Path, store: Path, port: int, log: Path, workers: int = 1
+) -> subprocess.Popen:
     import httpx
 
     command = [
@@ -129,6 +132,8 @@ def start_server(model: Path, store: Path, port: int, log: Path) -> subprocess.P
         f"sqlite:///{store}",
         "--log-level",
         "warning",
+        "--workers",
+        str(workers),
     ]
     process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
@@ -290,9 +295,19 @@ def _brief(result: dict) -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
+    """User + system CPU seconds of a process and its live children so far (Linux
+    /proc): the server, or uvicorn's supervisor and its workers."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            with contextlib.suppress(OSError):  # a child that just exited
+                total += cpu_seconds(int(child))
+    return total
 
 
 def bench_model(label: str, info: dict, model: Path, workdir: Path, args) -> dict:
@@ -302,7 +317,7 @@ def bench_model(label: str, info: dict, model: Path, workdir: Path, args) -> dic
     store_path = workdir / f"{model.stem}.feedback.sqlite"
     log = workdir / f"{model.stem}.log"
     started = time.perf_counter()
-    server = start_server(model, store_path, port, log)
+    server = start_server(model, store_path, port, log, args.workers)
     startup = time.perf_counter() - started
     n_items = info["n_items"]
     model_obj = __import__("mfrec").load(model)
@@ -382,6 +397,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--models", default="ml100k,synthetic")
+    parser.add_argument("--workers", type=int, default=1, help="mfrec serve --workers")
     args = parser.parse_args()
     if args.rate <= 0 or args.seconds <= 0:
         parser.error("--rate and --seconds must be positive")
@@ -441,7 +457,7 @@ def main() -> None:
         fb["all_acknowledged_stored"] for r in results.values() for fb in r["feedback"].values()
     )
     note = (
-        f"\n\nOne server process (`mfrec serve`, 1 worker, SQLite store), driven from another "
+        f"\n\n`mfrec serve --workers {args.workers}` (SQLite store), driven from another "
         f"process over {CONNECTIONS} keep-alive loopback connections; latency from each "
         f"request's scheduled send time. Server CPU per request (from /proc) is the figure "
         f"that depends least on what else runs on the machine. Every acknowledged feedback "
@@ -452,7 +468,13 @@ def main() -> None:
     print(table + note)
     write_result(
         "serve",
-        {"rate": args.rate, "seconds": args.seconds, "results": results, "markdown": table + note},
+        {
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "workers": args.workers,
+            "results": results,
+            "markdown": table + note,
+        },
     )
 
 

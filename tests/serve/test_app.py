@@ -418,3 +418,53 @@ def test_a_model_without_fold_in_serves_its_own_users(tmp_path):
         )
         after = client.get("/users/9/recommendations", params={"n": 5}).json()
         assert _ids(after) == full[1:6]
+
+
+def test_a_model_of_string_ids_serves_its_users_and_items(tmp_path):
+    from mfrec.data.synthetic import make_ratings
+    from mfrec.models import BiasedMF
+
+    data = make_ratings(80, 40, density=0.3, random_state=4).ratings
+    users = np.array([f"u-{v}" for v in data.users.take(data.user_index)], dtype=object)
+    items = np.array([f"i {v}" for v in data.items.take(data.item_index)], dtype=object)
+    ratings = Ratings.from_arrays(users, items, data.rating)
+    model = BiasedMF(n_factors=4, n_epochs=5, random_state=0).fit(ratings)
+    path = tmp_path / "strings.mfrec"
+    model.save(path)
+    with _client(path, f"sqlite:///{tmp_path / 'f.sqlite'}") as client:
+        user = str(model.users_.ids[3])
+        body = client.get(f"/users/{user}/recommendations", params={"n": 5}).json()
+        expected, scores = model.recommend(user, n=5)
+        assert body["user"] == user and _ids(body) == expected.tolist()
+        np.testing.assert_allclose(_scores(body), scores, rtol=1e-6)
+        item = str(model.items_.ids[2])
+        body = client.get(f"/items/{item}/similar", params={"n": 4}).json()
+        assert _ids(body) == model.similar_items(item, n=4)[0].tolist()
+        assert client.get("/users/nobody/recommendations").status_code == 404
+        assert client.get("/items/nothing/similar").status_code == 404
+
+
+def test_top_n_and_similar_items_over_many_items_are_the_models_own(tmp_path):
+    """Thousands of items: the ranking's threshold comes from block maxima (a shortcut
+    taken only with many items), and must still give exactly the model's lists."""
+    from mfrec.data.synthetic import make_ratings
+    from mfrec.models import BiasedMF
+    from mfrec.serve.live import load_state
+
+    data = make_ratings(200, 3000, density=0.02, random_state=5).ratings
+    model = BiasedMF(n_factors=6, n_epochs=4, random_state=0).fit(data)
+    path = tmp_path / "wide.mfrec"
+    model.save(path)
+    state = load_state(path)
+    for user in range(0, 200, 9):
+        for n in (1, 10, 40, 300):
+            index, scores = state.rank(state.user_vector(str(user), user, None, list), n)
+            expected, expected_scores = model.recommend(model.users_.ids[user], n=n)
+            assert model.items_.take(index).tolist() == expected.tolist()
+            np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    for item in range(0, 3000, 97):
+        for n in (1, 10, 300):
+            index, scores = state.similar(item, n)
+            expected, expected_scores = model.similar_items(model.items_.ids[item], n=n)
+            assert model.items_.take(index).tolist() == expected.tolist()
+            np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)

@@ -94,16 +94,25 @@ def serve(model, host, port, store, workers, api_key_file, log_level) -> None:
                 raise CliError(f"cannot serve {model}: {exc}") from None
         uvicorn.run(app, host=host, port=port, log_level=log_level)
         return
+    from mfrec.serve.workers import METRICS_ENV, make_run_dir, remove_run_dir
+
     _open_store(model, config.store_url).close()  # schema created once, errors shown here
+    # the workers' shared run folder: multiprocess metrics and the served model's name
+    run = make_run_dir()
+    config.run_dir = str(run)
     os.environ[CONFIG_ENV] = config_to_env(config)
-    uvicorn.run(
-        "mfrec.serve.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-    )
+    os.environ[METRICS_ENV] = str(run / "metrics")
+    try:
+        uvicorn.run(
+            "mfrec.serve.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
+    finally:
+        remove_run_dir(run)
 
 
 @click.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -20,7 +21,10 @@ from typing import Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from mfrec.serve import schemas as S
 from mfrec.serve.live import (
@@ -40,6 +44,7 @@ from mfrec.serve.plumbing import (
     install_error_handlers,
 )
 from mfrec.serve.store import Feedback, FeedbackStore, StoreUnavailable, now, open_store
+from mfrec.serve.workers import ModelControl
 
 logger = logging.getLogger("mfrec.serve")
 
@@ -47,6 +52,8 @@ PAGE_DIR = Path(__file__).resolve().parent / "page"
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 #: Environment variable carrying the :class:`ServeConfig` (JSON) to worker processes.
 CONFIG_ENV = "MFREC_SERVE_CONFIG"
+#: How often a worker of ``--workers N`` looks for a reload done by another (seconds).
+FOLLOW_SECONDS = 0.5
 
 
 @dataclass
@@ -58,6 +65,8 @@ class ServeConfig:
     api_key: str | None = None
     api_key_file: str | None = None
     max_body_bytes: int = S.MAX_BODY_BYTES
+    #: the run folder that ``--workers N`` processes share (:mod:`mfrec.serve.workers`)
+    run_dir: str | None = None
 
 
 def create_app(
@@ -67,12 +76,24 @@ def create_app(
     file or URL fails at once rather than on the first request)."""
     if config.api_key is None and config.api_key_file is not None:
         config.api_key = Path(config.api_key_file).read_text(encoding="utf-8").strip()
-    live = live or LiveModel(config.model_path)
+    control = ModelControl(config.run_dir) if config.run_dir else None
+    generation, shared_path = control.read() if control else (0, None)
+    seen = {"generation": generation}
+    if live is None:
+        try:
+            live = LiveModel(shared_path or config.model_path)
+        except Exception:
+            if shared_path is None:
+                raise
+            # the file another worker switched to is gone or broken: start on ours
+            logger.error("cannot load %s named by the other workers; serving %s",
+                         shared_path, config.model_path)  # fmt: skip
+            live = LiveModel(config.model_path)
     store = store or open_store(config.store_url)
     metrics = Metrics()
     metrics.set_model(live.current)
 
-    def reload_model(path: str | None = None) -> ModelState:
+    def reload_model(path: str | None = None, *, publish: bool = True) -> ModelState:
         try:
             state = live.reload(path)
         except Exception:
@@ -80,7 +101,24 @@ def create_app(
             raise
         metrics.reloads.labels("ok").inc()
         metrics.set_model(state)
+        if control is not None and publish:  # the other workers follow (follow_reloads)
+            seen["generation"] = control.publish(state.path)
         return state
+
+    async def follow_reloads() -> None:
+        """Load what another worker reloaded (``--workers N``): poll the run folder."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(FOLLOW_SECONDS)
+            generation, path = control.read()
+            if generation <= seen["generation"] or path is None:
+                continue
+            seen["generation"] = generation
+            try:
+                follow = functools.partial(reload_model, path, publish=False)
+                await loop.run_in_executor(None, follow)
+            except Exception as exc:
+                logger.error("reload of %s (from another worker) refused: %s", path, exc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -90,6 +128,11 @@ def create_app(
         # Requests run side by side on the server's threads: BLAS inside one request on
         # one thread (a pool per request would only fight the others for the cores).
         blas = _controller().limit(limits=1)
+        import numba
+
+        # the same for numba kernels on the loop's thread (the setting is per thread)
+        numba_before = numba.get_num_threads()
+        numba.set_num_threads(1)
 
         def on_hup() -> None:
             def run() -> None:
@@ -104,14 +147,20 @@ def create_app(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, on_hup)
             hup = True
+        follower = asyncio.create_task(follow_reloads()) if control is not None else None
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             if hup:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signal.SIGHUP)
             store.close()
             blas.restore_original_limits()
+            numba.set_num_threads(numba_before)
 
     app = FastAPI(
         title="mfrec serve",
@@ -130,6 +179,18 @@ def create_app(
         check_key(config.api_key, request)
 
     # -- helpers shared by the routes ---------------------------------------------------
+    # A request's work is a fraction of a millisecond of CPU: it runs on the event loop,
+    # since a hop to the thread pool and back costs about as much again (and the GIL
+    # serialises the Python parts anyway). Store reads stay inline only when they are
+    # local file reads (SQLite); a network store's reads go to the thread pool, so that
+    # a slow or unreachable server never stalls the loop.
+    inline_reads = store.local_reads
+
+    async def reading(func, *args):
+        if inline_reads:
+            return func(*args)
+        return await run_in_threadpool(func, *args)
+
     def parse_one(state: ModelState, side: str, value: Any, field: str) -> Any:
         try:
             return state.parse_ids(side, [value], field)[0]
@@ -180,23 +241,28 @@ def create_app(
             raise ApiError(404, exc.message, exc.field) from None
 
     # -- recommendations ----------------------------------------------------------------
+    # The two hot GET routes read their query through one pydantic model rather than
+    # FastAPI's per-parameter dependency machinery (a good part of a request's CPU);
+    # the OpenAPI description and the 422 answers are the same.
     @app.get(
         "/users/{user}/recommendations",
         response_model=S.UserRecommendations,
         tags=["recommendations"],
+        openapi_extra={"parameters": _parameters("user", S.RecommendationQuery)},
     )
-    def user_recommendations(
-        user: str,
-        n: int = Query(10, ge=1, le=S.MAX_N),
-        exclude_seen: bool = Query(True, description="leave out items the user rated"),
-        items: str | None = Query(None, description="only these items (comma-separated ids)"),
-        exclude: str | None = Query(None, description="never these items (comma-separated)"),
-    ):
+    async def user_recommendations(request: Request):
         """Top-``n`` items for a user: training ratings plus stored feedback, folded in."""
+        query = _query(S.RecommendationQuery, request)
+        user = request.path_params["user"]
+        return await reading(
+            _user_recommendations, user, query.n, query.exclude_seen, query.items, query.exclude
+        )
+
+    def _user_recommendations(user, n, exclude_seen, items, exclude):
         state = live.current
         raw = parse_one(state, "user", user, "user")
         key = id_text(raw)
-        user_index = int(state.lookup("user", np.array([raw], dtype=object))[0])
+        user_index = state.index_of("user", raw)
         allow = item_indices(state, parse_list(state, items, "items"), "items", strict=True)
         deny = item_indices(state, parse_list(state, exclude, "exclude"), "exclude", False)
         vector = user_vector(state, key, user_index)
@@ -214,8 +280,11 @@ def create_app(
     @app.post(
         "/recommendations", response_model=S.AnonymousRecommendations, tags=["recommendations"]
     )
-    def anonymous_recommendations(body: S.AnonymousRequest):
+    async def anonymous_recommendations(body: S.AnonymousRequest):
         """Top-``n`` items for a visitor described only by ratings: folded in, not stored."""
+        return _anonymous_recommendations(body)
+
+    def _anonymous_recommendations(body: S.AnonymousRequest):
         state = live.current
         keys = list(body.ratings)
         try:
@@ -254,12 +323,21 @@ def create_app(
         """Items whose title contains ``q`` (case-insensitive), or whose id is ``q``."""
         return {"items": live.current.search(q, limit)}
 
-    @app.get("/items/{item}/similar", response_model=S.SimilarItems, tags=["items"])
-    def similar_items(item: str, n: int = Query(10, ge=1, le=S.MAX_N)):
+    @app.get(
+        "/items/{item}/similar",
+        response_model=S.SimilarItems,
+        tags=["items"],
+        openapi_extra={"parameters": _parameters("item", S.SimilarQuery)},
+    )
+    async def similar_items(request: Request):
         """The ``n`` items closest to ``item`` (cosine of the item factors)."""
+        query = _query(S.SimilarQuery, request)
+        return _similar_items(request.path_params["item"], query.n)
+
+    def _similar_items(item: str, n: int):
         state = live.current
         raw = parse_one(state, "item", item, "item")
-        index = int(state.lookup("item", np.array([raw], dtype=object))[0])
+        index = state.index_of("item", raw)
         if index < 0:
             raise ApiError(404, f"unknown item {id_json(raw)!r}", "item")
         if state.model.n_factors_ == 0:
@@ -356,8 +434,8 @@ def create_app(
                     f"scale {low:g}..{high:g}",
                     f"ratings[{k}].rating",
                 )
-        user_index = state.lookup("user", np.array(parsed_users, dtype=object))
-        item_index = state.lookup("item", np.array(parsed_items, dtype=object))
+        user_index = state.lookup_parsed("user", parsed_users)
+        item_index = state.lookup_parsed("item", parsed_items)
         new_users: dict[str, Any] = {}
         for k, entry in enumerate(body.ratings):
             user_key, item_key = id_text(parsed_users[k]), id_text(parsed_items[k])
@@ -379,18 +457,21 @@ def create_app(
         n_unknown = int((item_index < 0).sum())
         if n_unknown:
             metrics.feedback_unknown_items.inc(n_unknown)
-        return {
-            "stored": len(rows),
-            "users": [id_json(v) for v in users.values()],
-            "new_users": [id_json(v) for v in new_users.values()],
-            "unknown_items": [id_json(v) for v in unknown_items.values()],
-            "note": (
-                f"{n_unknown} rating(s) of items the model does not know were stored; they "
-                "count after `mfrec retrain`"
-                if n_unknown
-                else None
-            ),
-        }
+        # built to the schema here, as the recommendation routes do (no response-model pass)
+        return JSONResponse(
+            {
+                "stored": len(rows),
+                "users": [id_json(v) for v in users.values()],
+                "new_users": [id_json(v) for v in new_users.values()],
+                "unknown_items": [id_json(v) for v in unknown_items.values()],
+                "note": (
+                    f"{n_unknown} rating(s) of items the model does not know were stored; "
+                    "they count after `mfrec retrain`"
+                    if n_unknown
+                    else None
+                ),
+            }
+        )
 
     @app.get("/users/{user}/feedback", response_model=S.UserFeedback, tags=["feedback"])
     def user_feedback(user: str):
@@ -416,7 +497,7 @@ def create_app(
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health/live", tags=["operations"])
-    def health_live():
+    async def health_live():
         """The process answers."""
         return {"status": "ok"}
 
@@ -441,7 +522,7 @@ def create_app(
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/model", response_model=S.ModelInfo, tags=["operations"])
-    def model_info():
+    async def model_info():
         """The model being served."""
         return _model_info(live.current)
 
@@ -475,6 +556,36 @@ def create_app(
         return Response((PAGE_DIR / name).read_bytes(), media_type=PAGE_FILES[name])
 
     return app
+
+
+def _query(model: type[BaseModel], request: Request) -> Any:
+    """The request's query string validated by ``model``; a refusal is the same
+    :class:`RequestValidationError` (so the same 422) that FastAPI's parameters give."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+def _parameters(path_param: str, model: type[BaseModel]) -> list[dict[str, Any]]:
+    """OpenAPI parameters of a route: one string path parameter, and ``model``'s
+    fields as optional query parameters (what FastAPI writes for ``Query`` ones)."""
+    out: list[dict[str, Any]] = [
+        {
+            "name": path_param,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "title": path_param.title()},
+        }
+    ]
+    for name, schema in model.model_json_schema()["properties"].items():
+        entry = {"name": name, "in": "query", "required": False, "schema": schema}
+        if "description" in schema:
+            entry["description"] = schema["description"]
+        out.append(entry)
+    return out
 
 
 def _model_info(state: ModelState) -> dict[str, Any]:

@@ -16,6 +16,7 @@ code that ranks stored users -- so a user with feedback gets exactly what
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import logging
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: Users whose re-solved vectors a state keeps (least recently used beyond this).
 OVERLAY_CACHE_USERS = 100_000
+#: Items per block of the top-N threshold (:func:`_lower_bound_of_kth`).
+RANK_BLOCK = 64
 
 
 class UnknownIdError(LookupError):
@@ -135,6 +138,23 @@ class ModelState:
         except Exception:  # ids beyond int64, None for a stored id of another kind, ...
             return np.array([_lookup_one(vocab, v) for v in ids], np.int32)
 
+    def index_of(self, side: str, value: Any) -> int:
+        """Index of one id from :meth:`parse_ids` (-1 if unknown): :meth:`lookup` for a
+        single id, by one hash probe instead of an array round trip."""
+        vocab = self.model.users_ if side == "user" else self.model.items_
+        try:
+            found = vocab.pd_index.get_loc(value)
+        except Exception:  # unknown, or beyond what the index's dtype holds
+            return -1
+        return found if isinstance(found, int) else int(self.lookup(side, np.array([value]))[0])
+
+    def lookup_parsed(self, side: str, values: list[Any]) -> np.ndarray:
+        """:meth:`lookup` of ids from :meth:`parse_ids`, given as a list: hash probes for a
+        few ids (a request's usual handful), the vectorised lookup for many."""
+        if len(values) <= 32:
+            return np.array([self.index_of(side, v) for v in values], dtype=np.int32)
+        return self.lookup(side, np.array(values, dtype=object))
+
     def item_json(self, index: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
         ids = self.model.items_.take(index)
         out = []
@@ -233,10 +253,8 @@ class ModelState:
                 f"{type(self.model).__name__} does not support fold-in: recommendations "
                 "for new ratings need a model such as biased-mf or als"
             )
-        from mfrec._threads import numba_threads
-
         indptr = np.array([0, len(items)], dtype=np.int64)
-        with numba_threads(1):
+        with _one_numba_thread():
             factors, bias = self.model._solve_users(indptr, items, values)
         return UserVector(factors, bias, items, values, True)
 
@@ -268,28 +286,24 @@ class ModelState:
 
     def _exact(self, vector: UserVector, items: np.ndarray) -> np.ndarray:
         """float64 scores of one user for ``items``, by the model's own pair scoring."""
-        from mfrec._threads import numba_threads
-
         if vector.user_index >= 0:
-            with numba_threads(1):
+            with _one_numba_thread():
                 rows = np.full(len(items), vector.user_index, np.int32)
                 return self.model._predict_indices(rows, items)
         single = copy.copy(self.model)
         single.user_factors_ = vector.factors
         if vector.bias is not None:
             single.user_bias_ = vector.bias
-        with numba_threads(1):
+        with _one_numba_thread():
             return single._predict_indices(np.zeros(len(items), np.int32), items)
 
     def _rank_by_model(self, vector: UserVector, n: int, banned: np.ndarray, exclude_seen: bool):
         """Ranking through the model's batched top-N (models with their own scoring)."""
         import scipy.sparse as sp
 
-        from mfrec._threads import numba_threads
-
         if vector.user_index >= 0:
             # the model's own row and seen items; enough extra places to drop the rest
-            with numba_threads(1):
+            with _one_numba_thread():
                 idx, scores = self.model._recommend_indices(
                     np.array([vector.user_index], np.int32), n + len(banned), exclude_seen
                 )
@@ -304,7 +318,7 @@ class ModelState:
             (np.ones(len(banned), np.float32), banned, np.array([0, len(banned)], np.int32)),
             shape=(1, len(self.model.items_)),
         )
-        with numba_threads(1):
+        with _one_numba_thread():
             idx, scores = single._recommend_indices(np.zeros(1, np.int32), n, True)
         valid = np.isfinite(scores[0])
         return idx[0][valid], scores[0][valid]
@@ -318,9 +332,11 @@ class ModelState:
         m = min(n, len(sims) - 1)
         if m <= 0:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
-        top = np.argpartition(-sims, m - 1)[:m]
-        order = np.lexsort((top, -sims[top]))
-        return top[order].astype(np.int32), sims[top[order]]
+        # every item of the top m is at least the bound; then an exact order among those
+        starts = np.arange(0, len(sims), RANK_BLOCK)
+        candidates = np.flatnonzero(sims >= _lower_bound_of_kth(sims, m, starts))
+        top = candidates[np.lexsort((candidates, -sims[candidates]))[:m]]
+        return top.astype(np.int32), sims[top]
 
     def predict(self, vector: UserVector | None, item_index: np.ndarray) -> np.ndarray:
         """Predicted ratings of one user (None: unknown, the fallback) for items."""
@@ -382,6 +398,7 @@ class Ranker:
         self.gamma = (2 * k + 8) * unit / (1 - (2 * k + 8) * unit)
         self.q_norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", q, q, dtype=np.float64))))
         self.bi_max = float(np.max(np.abs(self.item_add))) if len(self.item_add) else 0.0
+        self.block_starts = np.arange(0, q.shape[0], RANK_BLOCK)
 
     def top(self, vector: UserVector, n: int, banned: np.ndarray, exact) -> tuple:
         p = vector.factors[0]
@@ -398,12 +415,35 @@ class Ranker:
         slack = (
             4 * self.gamma * (p_norm * self.q_norm + abs(self.intercept) + abs(bias) + self.bi_max)
         )
-        kth = np.partition(scores, len(scores) - m)[len(scores) - m]
+        kth = _lower_bound_of_kth(scores, m, self.block_starts)
         # every item of the exact top m scores >= kth - 2 slack in float32
         candidates = np.flatnonzero(scores >= kth - 2 * slack).astype(np.int32)
         values = exact(vector, candidates)
         order = np.lexsort((candidates, -values))[:m]
         return candidates[order], values[order].astype(np.float32)
+
+
+def _lower_bound_of_kth(scores: np.ndarray, m: int, block_starts: np.ndarray) -> float:
+    """A value <= the ``m``-th largest of ``scores``, close to it, without a selection
+    over every item: the ``m``-th largest of the block maxima (``m`` distinct blocks
+    each hold an item at least that high). Exact when there are too few blocks."""
+    if m > len(block_starts) // 4:
+        return float(np.partition(scores, len(scores) - m)[len(scores) - m])
+    block_max = np.maximum.reduceat(scores, block_starts)
+    return float(np.partition(block_max, len(block_max) - m)[len(block_max) - m])
+
+
+def _one_numba_thread():
+    """Numba kernels of one request on the calling thread only. The serving threads
+    are set to one thread once (the app's lifespan), so this is usually a no-op check
+    rather than two thread-count switches per kernel call."""
+    import numba
+
+    if numba.get_num_threads() == 1:
+        return contextlib.nullcontext()
+    from mfrec._threads import numba_threads
+
+    return numba_threads(1)
 
 
 def _lookup_one(vocab, value: Any) -> int:

@@ -103,12 +103,22 @@ class _BodyTooLarge(Exception):
 
 class Metrics:
     """Prometheus metrics in a registry of this app's own (several apps per process in
-    tests). With ``--workers N`` each worker counts its own requests."""
+    tests). With ``--workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set by ``mfrec serve``)
+    they are prometheus_client's multiprocess metrics instead: every worker writes its
+    values to files there, and :meth:`render` adds up all workers'."""
 
     def __init__(self) -> None:
+        import os
+
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-        self.registry = CollectorRegistry()
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if self.multiprocess_dir:
+            from mfrec.serve.workers import forget_dead_workers
+
+            forget_dead_workers(self.multiprocess_dir)
+        # multiprocess metrics live in the files, not in a registry
+        self.registry = None if self.multiprocess_dir else CollectorRegistry()
         self.requests = Counter(
             "mfrec_requests",
             "HTTP requests by endpoint, method and status",
@@ -135,24 +145,38 @@ class Metrics:
             "The model served (1 for the current file and version)",
             ["path", "version", "model_class"],
             registry=self.registry,
+            multiprocess_mode="livemax",  # 1 while any live worker serves it
         )
         self.model_loaded = Gauge(
             "mfrec_model_loaded_timestamp_seconds",
             "When the served model was loaded",
             registry=self.registry,
+            multiprocess_mode="livemin",  # the oldest model load among the live workers
         )
+        self._model_labels: tuple[str, str, str] | None = None
         self.reloads = Counter(
             "mfrec_model_reloads", "Model reloads by result", ["result"], registry=self.registry
         )
 
     def set_model(self, state) -> None:
-        self.model_info.clear()
-        self.model_info.labels(state.path, state.version, type(state.model).__name__).set(1)
+        labels = (state.path, state.version, type(state.model).__name__)
+        if self._model_labels is not None and self._model_labels != labels:
+            # zero first: a multiprocess gauge keeps a removed child's value in its file
+            self.model_info.labels(*self._model_labels).set(0)
+            self.model_info.remove(*self._model_labels)
+        self.model_info.labels(*labels).set(1)
+        self._model_labels = labels
         self.model_loaded.set(state.loaded_at)
 
     def render(self) -> bytes:
-        from prometheus_client import generate_latest
+        from prometheus_client import CollectorRegistry, generate_latest
 
+        if self.multiprocess_dir:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+            return generate_latest(registry)
         return generate_latest(self.registry)
 
 

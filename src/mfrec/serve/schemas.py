@@ -29,6 +29,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RecommendationQuery(BaseModel):
+    """The query of ``GET /users/{user}/recommendations``."""
+
+    n: int = Field(10, ge=1, le=MAX_N)
+    exclude_seen: bool = Field(True, description="leave out items the user rated")
+    items: str | None = Field(None, description="only these items (comma-separated ids)")
+    exclude: str | None = Field(None, description="never these items (comma-separated)")
+
+
+class SimilarQuery(BaseModel):
+    """The query of ``GET /items/{item}/similar``."""
+
+    n: int = Field(10, ge=1, le=MAX_N)
+
+
 class ScoredItem(BaseModel):
     item: int | str
     score: float

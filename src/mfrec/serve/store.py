@@ -61,6 +61,8 @@ class FeedbackStore:
     """Append-only feedback log with group commit (see the module docstring)."""
 
     kind = "abstract"
+    #: Reads are local file reads of microseconds (they may run on the event loop).
+    local_reads = False
 
     def __init__(self) -> None:
         self._queue: queue.Queue[tuple[list[Feedback], Future] | None] = queue.Queue()
@@ -164,6 +166,7 @@ class SQLiteStore(FeedbackStore):
     """Feedback in one SQLite file (WAL, ``synchronous=FULL``)."""
 
     kind = "sqlite"
+    local_reads = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
