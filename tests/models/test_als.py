@@ -55,6 +55,8 @@ class TestALSConformance(ModelConformance):
     }
     exempt = {
         "patience": "needs validation data; covered by test_early_stopping",
+        "validation_fraction": "acts with patience only; covered by "
+        "tests/models/test_held_out_slice.py",
         "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = ALS_BAD
@@ -74,6 +76,7 @@ class TestUnbiasedALSConformance(ModelConformance):
         "reg_row": "covered by the biased suite",
         "dtype": "covered by the biased suite",
         "patience": "covered by test_early_stopping",
+        "validation_fraction": "covered by the biased suite",
         "n_threads": "covered by test_thread_invariance.py",
     }
     bad_values = ALS_BAD

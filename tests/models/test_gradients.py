@@ -209,7 +209,7 @@ def test_adam_model_gradient_equals_finite_differences(monkeypatch, mean):
     ratings = _small_ratings(seed=6)
     model = AdamMF(
         n_factors=3, n_epochs=3, reg=0.9, mean=mean, init_std=0.5, dtype="float64",
-        random_state=0,
+        patience=None, random_state=0,
     ).fit(ratings)  # fmt: skip
     u, i = ratings.user_index, ratings.item_index
     offset = model.global_mean_ + (0.0 if model.item_bias_ is None else model.item_bias_[i])

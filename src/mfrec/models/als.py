@@ -76,6 +76,11 @@ class ALS(FactorModel):
     patience : int or None, default None
         With validation data, stop after this many epochs without a better validation
         RMSE and keep the best epoch's factors.
+    validation_fraction : float in [0, 1), default 0.05
+        Without validation data and with ``patience`` set, hold out this seeded share
+        of the training ratings, find the best epoch count on it, then refit on all the
+        ratings for that many epochs (see :class:`~mfrec.models.BiasedMF`); 0: off
+        (``patience`` then needs validation data).
     n_threads : int or None, default None
         Threads to solve rows with (None: all cores, or one for a problem so small that
         starting threads would cost more than they save). Does not change the result.
@@ -103,6 +108,7 @@ class ALS(FactorModel):
         "random_state": RandomStateConstraint(),
         "dtype": Options(("float32", "float64")),
         "patience": Integer(1, None, none_ok=True),
+        "validation_fraction": Real(0, 1, open_high=True),
         "n_threads": Integer(1, None, none_ok=True),
     }
 
@@ -120,6 +126,7 @@ class ALS(FactorModel):
         n_threads: int | None = None,
         reg_row: float | None = None,
         reg_bias_row: float = 7.0,
+        validation_fraction: float = 0.05,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -131,6 +138,7 @@ class ALS(FactorModel):
         self.dtype = dtype
         self.patience = patience
         self.n_threads = n_threads
+        self.validation_fraction = validation_fraction
         self.reg_row = reg_row
         self.reg_bias_row = reg_bias_row
 
