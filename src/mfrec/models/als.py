@@ -96,6 +96,7 @@ class ALS(FactorModel):
     """
 
     name = "als"
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {"reg_row": 0.0, "reg_bias_row": 0.0}
     _constraints: ClassVar[dict[str, Constraint]] = {
         "n_factors": Integer(1, 10_000),
         "n_epochs": Integer(1, 100_000),

@@ -117,6 +117,10 @@ class Recommender:
     _fitted_scalars: ClassVar[tuple[str, ...]] = ()
     #: Whether a known (user, item) score includes ``global_mean_`` (FunkSVD: no).
     _uses_global_mean: ClassVar[bool] = True
+    #: Hyperparameters added after model files were first written, with the value that
+    #: reproduces how a model was trained before they existed: a file without them
+    #: loads with these, not with today's defaults (see :func:`mfrec.persist.load`).
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {}
 
     # -- hyperparameters ----------------------------------------------------------------
     @classmethod

@@ -336,6 +336,7 @@ class BiasedMF(_SGDFactorModel):
     """
 
     name = "biased-mf"
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {"reg_row": 0.0, "reg_bias_row": 0.0}
     _constraints: ClassVar[dict[str, Constraint]] = {
         **_SGD_CONSTRAINTS,
         "lr_bias": Real(0, 1, open_low=True, none_ok=True),

@@ -100,6 +100,7 @@ class SVDpp(FactorModel):
     """
 
     name = "svdpp"
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {"reg_row": 0.0, "reg_bias_row": 0.0}
     _fitted_arrays: ClassVar[tuple[str, ...]] = (
         "user_factors_",
         "item_factors_",
