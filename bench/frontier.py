@@ -61,6 +61,8 @@ FALLBACK = {
         "init_std": 0.1,
         "optimizer": "sgd",
         "patience": None,
+        "reg_row": 0.0,
+        "reg_bias_row": 0.0,
     },
     "svdpp": {
         "n_factors": 20,
@@ -70,8 +72,11 @@ FALLBACK = {
         "init_std": 0.1,
         "optimizer": "sgd",
         "patience": None,
+        "reg_row": 0.0,
+        "reg_bias_row": 0.0,
     },
-    "als": {"n_factors": 10, "n_epochs": 10, "reg": 0.1},  # Spark's
+    # Spark's settings and weighted-lambda penalty.
+    "als": {"n_factors": 10, "n_epochs": 10, "reg": 0.1, "reg_row": 0.0, "reg_bias_row": 0.0},
 }
 #: The headline: the row graded against the targets, named before anything runs. It is
 #: never picked from the results -- choosing the best of several rows by their test RMSE

@@ -96,7 +96,8 @@ CANDIDATES: list[tuple[str, str, dict[str, Any]]] = [
     ("mfrec funk-svd, plain SGD (Surprise)", "funk-svd", {"optimizer": "sgd", "lr": 0.005,
                                                           "reg": 0.02, "init_std": 0.1}),
     ("mfrec biased-mf, plain SGD (Surprise)", "biased-mf", {"optimizer": "sgd", "lr": 0.005,
-                                                            "reg": 0.02, "init_std": 0.1}),
+                                                            "reg": 0.02, "init_std": 0.1,
+                                                            "reg_row": 0.0, "reg_bias_row": 0.0}),
 ]  # fmt: skip
 
 

@@ -48,6 +48,8 @@ FIT = {
     "init_std": 0.1,
     "optimizer": "sgd",
     "patience": None,
+    "reg_row": 0.0,
+    "reg_bias_row": 0.0,
 }  # fmt: skip  (the settings the scale figures were measured with)
 
 

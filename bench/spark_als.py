@@ -37,8 +37,9 @@ from mfrec.models import ALS
 
 RANK, REG, ITERS = 10, 0.1, 10
 VARIANTS = {
-    "mfrec ALS (no biases)": {"biased": False},
-    "mfrec ALS (biased)": {"biased": True},
+    # Weighted-lambda only, as Spark (mfrec's default adds a fixed per-row part).
+    "mfrec ALS (no biases)": {"biased": False, "reg_row": 0.0},
+    "mfrec ALS (biased)": {"biased": True, "reg_row": 0.0, "reg_bias_row": 0.0},
 }
 SPARK = "Spark ALS"
 

@@ -29,7 +29,7 @@ from mfrec.models import BiasedMF
 # Surprise's rule: plain SGD, all 20 epochs (mfrec's own defaults are AdaGrad + early stopping).
 SETTINGS = {
     "n_factors": 100, "n_epochs": 20, "lr": 0.005, "reg": 0.02, "init_std": 0.1,
-    "optimizer": "sgd", "patience": None,
+    "optimizer": "sgd", "patience": None, "reg_row": 0.0, "reg_bias_row": 0.0,
 }  # fmt: skip
 PEER_SETTINGS = {
     "n_factors": 100,

@@ -31,7 +31,7 @@ from mfrec.models import SVDpp
 # Surprise's rule: plain SGD, all 20 epochs (mfrec's own defaults are AdaGrad + early stopping).
 SETTINGS = {
     "n_factors": 20, "n_epochs": 20, "lr": 0.007, "reg": 0.02, "init_std": 0.1,
-    "optimizer": "sgd", "patience": None,
+    "optimizer": "sgd", "patience": None, "reg_row": 0.0, "reg_bias_row": 0.0,
 }  # fmt: skip
 PEER_SETTINGS = {
     "n_factors": 20,

@@ -76,6 +76,7 @@ def check_one_step(alpha: float, beta: float) -> float:
     sgd_epoch(
         one, one, np.array([4.0]), one, P, Q, none, none, 0.0, 2 * alpha, beta / 2, 0.0, 0.0, False,
         np.zeros((0, 2)), np.zeros((0, 2)), False,  # plain SGD: no step-size accumulators
+        np.zeros((0, 2)), np.zeros((0, 2)),  # no count-aware penalty
     )  # fmt: skip
     return float(max(np.abs(P[0] - expected_p).max(), np.abs(Q[0] - expected_q).max()))
 

@@ -120,6 +120,7 @@ def check_gradient_with_sympy() -> dict:
     sgd_epoch(
         one, one, np.array([r0]), one, P, Q, none, none, 0.0, lr, reg0, 0.0, 0.0, False,
         np.zeros((0, 2)), np.zeros((0, 2)), False,  # plain SGD: no step-size accumulators
+        np.zeros((0, 2)), np.zeros((0, 2)),  # no count-aware penalty
     )  # fmt: skip
     kernel = (point - np.concatenate([P[0], Q[0]])) / lr
     fd_gap = float(np.abs(symbolic - finite).max())

@@ -133,6 +133,27 @@ def test_newer_format_version_and_unknown_class(model, tmp_path):
         mfrec.load(path)
 
 
+def test_a_file_older_than_a_parameter_loads_with_the_old_behaviour(model, tmp_path):
+    """Files written before the count-aware penalty existed hold no reg_row /
+    reg_bias_row: they load with 0 (the objective they were trained with, which fold-in
+    solves), not with today's defaults; files that hold them keep theirs."""
+    path = tmp_path / "old.npz"
+    model.save(path)
+    assert mfrec.load(path).reg_row == model.reg_row == 2.0
+    from mfrec.persist import _meta_digest
+
+    def as_before(meta):  # what the mfrec of that time wrote: no such keys, valid checksum
+        for key in ("reg_row", "reg_bias_row"):
+            meta["params"].pop(key)
+        meta["checksums"]["meta"] = _meta_digest(meta)
+
+    _rewrite_meta(path, as_before)
+    old = mfrec.load(path)
+    assert old.reg_row == 0.0 and old.reg_bias_row == 0.0
+    base, _ = old._fold_in_penalty()
+    assert not base.any(), "fold-in solves the per-rating objective alone"
+
+
 def test_inconsistent_shapes(model, tmp_path):
     path = tmp_path / "m.npz"
     model.save(path)

@@ -321,7 +321,8 @@ def _build(cls: type, members: dict[str, np.ndarray], meta: dict, path: str):
         raise _bad(path, "meta.params", "is not a mapping of hyperparameters")
     try:
         model = cls()
-        model.set_params(**params)
+        # A file older than a hyperparameter gets the value it was trained with.
+        model.set_params(**{**getattr(cls, "_params_before_they_existed", {}), **params})
     except Exception as exc:  # ParameterError, or a value a constraint cannot compare
         raise ModelFileError(
             f"{path}: stored hyperparameters (meta.params) are invalid for {cls.__name__} "

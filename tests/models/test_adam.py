@@ -21,7 +21,7 @@ from .topn_conformance import TopNConformance
 
 class TestAdamMFConformance(ModelConformance):
     model_class = AdamMF
-    fast_params = {"n_factors": 3, "n_epochs": 100, "lr": 0.05, "reg": 0.3}
+    fast_params = {"n_factors": 3, "n_epochs": 100, "lr": 0.05, "reg": 0.3, "patience": None}
     rmse_bound = 0.3
     alternatives = {
         "n_factors": 5,
@@ -38,6 +38,8 @@ class TestAdamMFConformance(ModelConformance):
     }
     exempt = {
         "patience": "needs validation data; stops like every model (test_sgd.py)",
+        "validation_fraction": "acts with patience only; covered by "
+        "tests/models/test_held_out_slice.py",
         "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {
@@ -146,7 +148,8 @@ def test_course_notebook_problem():
         full[observed],
         scale=(1, 5),
     )
-    model = AdamMF(n_factors=3, n_epochs=300, lr=0.05, reg=3.0, random_state=0).fit(ratings)
+    model = AdamMF(n_factors=3, n_epochs=300, lr=0.05, reg=3.0, patience=None, random_state=0)
+    model.fit(ratings)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no unknown ids here
         recs = model.recommend("User_11", n=15)

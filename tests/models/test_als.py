@@ -32,19 +32,31 @@ ALS_BAD = {
 
 class TestALSConformance(ModelConformance):
     model_class = ALS
-    fast_params = {"n_factors": 3, "n_epochs": 15, "reg": 0.005}
+    # The planted problem is almost noise-free: light regularisation, the fixed per-row
+    # part included (the defaults are for noisy data).
+    fast_params = {
+        "n_factors": 3,
+        "n_epochs": 15,
+        "reg": 0.005,
+        "reg_row": 0.05,
+        "reg_bias_row": 0.05,
+    }
     rmse_bound = 0.2
     alternatives = {
         "n_factors": 5,
         "n_epochs": 2,
         "reg": 0.1,
         "reg_bias": 1.0,
+        "reg_row": 3.0,
+        "reg_bias_row": 5.0,
         "biased": False,
         "init_std": 0.01,
         "dtype": "float64",
     }
     exempt = {
         "patience": "needs validation data; covered by test_early_stopping",
+        "validation_fraction": "acts with patience only; covered by "
+        "tests/models/test_held_out_slice.py",
         "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = ALS_BAD
@@ -54,14 +66,17 @@ class TestUnbiasedALSConformance(ModelConformance):
     """Spark's model (no mean, no biases) follows the contract too."""
 
     model_class = ALS
-    fast_params = {"n_factors": 4, "n_epochs": 15, "reg": 0.005, "biased": False}
+    fast_params = {"n_factors": 4, "n_epochs": 15, "reg": 0.005, "reg_row": 0.05, "biased": False}
     rmse_bound = 0.35
     alternatives = {"n_factors": 6, "reg": 0.1, "biased": True, "init_std": 0.05}
     exempt = {
         "n_epochs": "covered by the biased suite",
         "reg_bias": "no biases to regularise when biased=False",
+        "reg_bias_row": "no biases to regularise when biased=False",
+        "reg_row": "covered by the biased suite",
         "dtype": "covered by the biased suite",
         "patience": "covered by test_early_stopping",
+        "validation_fraction": "covered by the biased suite",
         "n_threads": "covered by test_thread_invariance.py",
     }
     bad_values = ALS_BAD
@@ -98,7 +113,8 @@ def _sides(seed=0, n_users=30, n_items=20, k=4, density=0.4):
         (True, 8, 0.0),
     ],
 )
-def test_row_solve_agrees_with_numpy_reference(use_bias, k, reg_bias):
+@pytest.mark.parametrize("reg_row", [0.0, 1.5])
+def test_row_solve_agrees_with_numpy_reference(use_bias, k, reg_bias, reg_row):
     indptr, cols, values, Q, bi = _sides(k=k)
     n_users = len(indptr) - 1
     counts, m = np.diff(indptr), k + use_bias
@@ -106,7 +122,7 @@ def test_row_solve_agrees_with_numpy_reference(use_bias, k, reg_bias):
     out = [np.zeros((n_users, k)), np.zeros(n_users)]
     ref = [np.zeros((n_users, k)), np.zeros(n_users)]
     offset = 3.0 if use_bias else 0.0
-    args = (0.07, reg_bias, use_bias)
+    args = (0.07, reg_bias, use_bias, reg_row, reg_row / 2)
     assert als_solve_rows(indptr, cols, values, Q, bi, offset, *out, *args) == 0
     als_solve_rows_reference(indptr, cols, values, Q, bi, offset, *ref, *args)
     np.testing.assert_allclose(out[0], ref[0], rtol=1e-9, atol=1e-12)
@@ -115,20 +131,23 @@ def test_row_solve_agrees_with_numpy_reference(use_bias, k, reg_bias):
 
 
 def test_each_row_is_the_exact_minimiser():
-    """After a user solve, the gradient of every user's weighted-lambda objective
-    sum_i (r - mu - b_i - b_u - p.q_i)^2 + reg n_u |p|^2 + reg_bias n_u b_u^2 is zero."""
+    """After a user solve, the gradient of every user's objective (weighted-lambda plus
+    the fixed per-row part) sum_i (r - mu - b_i - b_u - p.q_i)^2 + (reg n_u + reg_row)
+    |p|^2 + (reg_bias n_u + reg_bias_row) b_u^2 is zero."""
     indptr, cols, values, Q, bi = _sides(seed=1)
     n_users, k = len(indptr) - 1, Q.shape[1]
     P, bu = np.zeros((n_users, k)), np.zeros(n_users)
-    mu, reg, reg_bias = 3.2, 0.05, 0.3
-    als_solve_rows(indptr, cols, values, Q, bi, mu, P, bu, reg, reg_bias, True)
+    mu, reg, reg_bias, reg_row, reg_bias_row = 3.2, 0.05, 0.3, 2.0, 5.0
+    als_solve_rows(
+        indptr, cols, values, Q, bi, mu, P, bu, reg, reg_bias, True, reg_row, reg_bias_row
+    )
     for u in range(n_users):
         sl = slice(indptr[u], indptr[u + 1])
         n = sl.stop - sl.start
         q = Q[cols[sl]]
         err = values[sl] - (mu + bi[cols[sl]] + bu[u] + q @ P[u])
-        grad_p = -2 * q.T @ err + 2 * reg * n * P[u]
-        grad_b = -2 * err.sum() + 2 * reg_bias * n * bu[u]
+        grad_p = -2 * q.T @ err + 2 * (reg * n + reg_row) * P[u]
+        grad_b = -2 * err.sum() + 2 * (reg_bias * n + reg_bias_row) * bu[u]
         assert np.abs(grad_p).max() < 1e-9 and abs(grad_b) < 1e-9
 
 
@@ -137,7 +156,7 @@ def test_rows_without_ratings_are_left_alone_and_sse_matches_numpy():
     indptr = np.concatenate([indptr, indptr[-1:]])  # one more user, no ratings
     n_users, k = len(indptr) - 1, Q.shape[1]
     P, bu = np.full((n_users, k), 7.0), np.full(n_users, 7.0)
-    als_solve_rows(indptr, cols, values, Q, bi, 3.0, P, bu, 0.1, 0.1, True)
+    als_solve_rows(indptr, cols, values, Q, bi, 3.0, P, bu, 0.1, 0.1, True, 0.0, 0.0)
     assert np.all(P[-1] == 7.0) and bu[-1] == 7.0
     users = np.repeat(np.arange(n_users), np.diff(indptr))
     pred = 3.0 + bu[users] + bi[cols] + np.einsum("ij,ij->i", P[users], Q[cols])
@@ -160,8 +179,11 @@ def test_objective_never_increases(planted, biased):
 
 def test_history_loss_is_the_weighted_lambda_objective(planted):
     _, fold = planted
-    reg, reg_bias = 0.03, 0.2
-    model = ALS(n_factors=3, n_epochs=3, reg=reg, reg_bias=reg_bias, random_state=0)
+    reg, reg_bias, reg_row, reg_bias_row = 0.03, 0.2, 1.5, 2.5
+    model = ALS(
+        n_factors=3, n_epochs=3, reg=reg, reg_bias=reg_bias, reg_row=reg_row,
+        reg_bias_row=reg_bias_row, random_state=0,
+    )  # fmt: skip
     model.fit(fold.train)
     tr = fold.train.compact()
     u, i = tr.user_index, tr.item_index
@@ -173,6 +195,8 @@ def test_history_loss_is_the_weighted_lambda_objective(planted):
         err @ err
         + reg * (n_u @ (P * P).sum(1) + n_i @ (Q * Q).sum(1))
         + reg_bias * (n_u @ (bu * bu) + n_i @ (bi * bi))
+        + reg_row * ((P * P).sum() + (Q * Q).sum())  # the fixed per-row part
+        + reg_bias_row * (bu @ bu + bi @ bi)
     )
     assert model.history_[-1]["train_loss"] == pytest.approx(objective / len(tr), rel=1e-5)
     assert model.history_[-1]["train_rmse"] == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-5)
@@ -196,7 +220,8 @@ def test_recovers_planted_model_to_noise_level():
         round_to=None, scale=None, missing="uniform", random_state=11,
     )  # fmt: skip
     fold = holdout(data.ratings, 0.1, random_state=0)
-    model = ALS(n_factors=3, n_epochs=15, reg=0.002, random_state=0).fit(fold.train)
+    model = ALS(n_factors=3, n_epochs=15, reg=0.002, reg_row=0, reg_bias_row=0, random_state=0)
+    model.fit(fold.train)
     predicted = model.predict_ratings(fold.test)
     rmse = float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2)))
     assert rmse <= 1.1 * noise, f"test RMSE {rmse:.4f} vs noise {noise}"
@@ -217,14 +242,18 @@ def test_early_stopping(planted):
 
 @pytest.mark.realdata
 def test_ml100k_u1_accuracy(ml100k_dir, monkeypatch):
-    """Spark's default settings (rank 10, regParam 0.1, 10 iterations) on u1: about 0.93."""
+    """Spark's default settings (rank 10, regParam 0.1, 10 iterations, weighted-lambda
+    penalty alone) on u1: about 0.93."""
     import mfrec
     from mfrec.data.split import ml100k_official
 
     monkeypatch.setenv("MFREC_DATA_DIR", str(ml100k_dir.parent))
     fold = ml100k_official(mfrec.load_dataset("ml-100k", download=False), "u1")
     for biased in (True, False):
-        model = ALS(n_factors=10, n_epochs=10, reg=0.1, biased=biased, random_state=0)
+        model = ALS(
+            n_factors=10, n_epochs=10, reg=0.1, reg_row=0, reg_bias_row=0, biased=biased,
+            random_state=0,
+        )  # fmt: skip
         model.fit(fold.train)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownIdWarning)
@@ -251,6 +280,7 @@ def test_fold_in_is_the_als_user_solve(planted, biased):
         model.item_factors_.astype(np.float64),
         model.item_bias_.astype(np.float64) if biased else np.zeros(0),
         model.global_mean_ if biased else 0.0, factors, bias, 0.05, 0.2, biased,
+        *model._fixed_row_penalty(),
     )  # fmt: skip
     row = model.users_.lookup([10**6])[0]
     np.testing.assert_allclose(model.user_factors_[row], factors[0], rtol=1e-4, atol=1e-5)

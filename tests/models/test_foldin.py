@@ -106,8 +106,12 @@ def test_singular_system_without_regularisation_gives_a_finite_solution():
 
 def test_fold_in_minimises_the_user_part_of_the_sgd_objective():
     """For BiasedMF the folded-in (p, b) is the stationary point of
-    sum_i (r - mu - b - b_i - p.q_i)^2 + n reg |p|^2 + n reg_bias b^2."""
-    model = BiasedMF(n_factors=4, n_epochs=20, reg=0.05, reg_bias=0.2, n_threads=1, random_state=0)
+    sum_i (r - mu - b - b_i - p.q_i)^2 + (n reg + reg_row) |p|^2 + (n reg_bias +
+    reg_bias_row) b^2: the per-rating penalty and the fixed per-row part."""
+    model = BiasedMF(
+        n_factors=4, n_epochs=20, reg=0.05, reg_bias=0.2, reg_row=1.5, reg_bias_row=3.0,
+        n_threads=1, random_state=0,
+    )  # fmt: skip
     model.set_params(**PLAIN_SGD).fit(planted(seed=3))
     ratings = own_ratings(model, 10)
     model.fold_in(-1, ratings)
@@ -118,8 +122,8 @@ def test_fold_in_minimises_the_user_part_of_the_sgd_objective():
     r = np.array(list(ratings.values()))
     err = r - model.global_mean_ - b - model.item_bias_[items] - q @ p
     n = len(r)
-    grad_p = -2 * q.T @ err + 2 * n * 0.05 * p
-    grad_b = -2 * err.sum() + 2 * n * 0.2 * b
+    grad_p = -2 * q.T @ err + 2 * (n * 0.05 + 1.5) * p
+    grad_b = -2 * err.sum() + 2 * (n * 0.2 + 3.0) * b
     scale = np.abs(q.T @ r).max()
     assert np.abs(grad_p).max() < 1e-4 * scale and abs(grad_b) < 1e-4 * scale
 

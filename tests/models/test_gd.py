@@ -43,6 +43,8 @@ class TestGradientDescentMFConformance(ModelConformance):
     exempt = {
         "row_scaling": "False needs a ~100x smaller lr; covered by test_plain_descent_*",
         "patience": "needs validation data; covered by test_early_stopping_keeps_the_best",
+        "validation_fraction": "acts with patience only; covered by "
+        "tests/models/test_held_out_slice.py",
         "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {

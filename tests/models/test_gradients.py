@@ -209,7 +209,7 @@ def test_adam_model_gradient_equals_finite_differences(monkeypatch, mean):
     ratings = _small_ratings(seed=6)
     model = AdamMF(
         n_factors=3, n_epochs=3, reg=0.9, mean=mean, init_std=0.5, dtype="float64",
-        random_state=0,
+        patience=None, random_state=0,
     ).fit(ratings)  # fmt: skip
     u, i = ratings.user_index, ratings.item_index
     offset = model.global_mean_ + (0.0 if model.item_bias_ is None else model.item_bias_[i])
@@ -305,7 +305,7 @@ def test_adagrad_step_is_gradient_over_root_of_accumulated_squares(use_bias, see
         GU0, GI0 = GU.copy(), GI.copy()
         sgd_epoch(
             one, one, np.array([r]), one, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
-            use_bias, GU, GI, True,
+            use_bias, GU, GI, True, np.zeros((0, 2)), np.zeros((0, 2)),
         )  # fmt: skip
         rb = reg_bias if use_bias else 0.0
 
@@ -328,3 +328,97 @@ def test_adagrad_step_is_gradient_over_root_of_accumulated_squares(use_bias, see
             assert GI[0, 1] == pytest.approx(GI0[0, 1] + g_b[1] ** 2, rel=1e-7)
         else:
             assert bu[0] == 0 and bi[0] == 0 and GU[0, 1] == GU0[0, 1]
+
+
+# -- the count-aware penalty (a fixed amount per row spread over its ratings) ------------
+def _count_aware_objective(users, items, values, P, Q, bu, bi, mu, reg, reg_bias, fixed):
+    """sum over ratings of the per-rating objective, plus reg_row/2 |p|^2 +
+    reg_bias_row/2 b^2 once per user and item row (``fixed = (reg_row, reg_bias_row)``)."""
+    err = values - (mu + bu[users] + bi[items] + np.einsum("ij,ij->i", P[users], Q[items]))
+    per_rating = (
+        0.5 * err @ err
+        + 0.5 * reg * (np.sum(P[users] ** 2) + np.sum(Q[items] ** 2))
+        + 0.5 * reg_bias * (bu[users] @ bu[users] + bi[items] @ bi[items])
+    )
+    rows = 0.5 * fixed[0] * (np.sum(P**2) + np.sum(Q**2)) + 0.5 * fixed[1] * (bu @ bu + bi @ bi)
+    return per_rating + rows
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_count_aware_sgd_epoch_is_minus_lr_times_the_gradient(seed):
+    """With XU = (reg_row, reg_bias_row) / n_u (count_aware_penalty), one plain-SGD epoch
+    at a tiny step moves every parameter by -lr x the gradient of the whole objective,
+    whose fixed part is reg_row/2 |p_u|^2 once per row whatever n_u: the per-rating
+    shares add up to the row's fixed amount (error O(lr^2))."""
+    from mfrec.kernels.sgd import sgd_epoch
+    from mfrec.models.sgd import count_aware_penalty
+
+    users, items, values, P, Q, bu, bi = random_problem(seed)
+    mu, reg, reg_bias, fixed, lr = 3.0, 0.07, 0.03, (2.5, 4.0), 1e-7
+    n_users, n_items = len(P), len(Q)
+    XU = count_aware_penalty(np.bincount(users, minlength=n_users), *fixed, np.float64)
+    XI = count_aware_penalty(np.bincount(items, minlength=n_items), *fixed, np.float64)
+    before = [a.copy() for a in (P, Q, bu, bi)]
+    grads = numeric_gradient(
+        lambda: _count_aware_objective(users, items, values, *before, mu, reg, reg_bias, fixed),
+        before,
+    )
+    none = np.zeros((0, 2))
+    order = np.arange(len(values), dtype=np.int32)
+    sgd_epoch(
+        users, items, values, order, P, Q, bu, bi, mu, lr, reg, lr, reg_bias, True,
+        none, none, False, XU, XI,
+    )  # fmt: skip
+    for name, after, start, grad in zip(
+        ["P", "Q", "bu", "bi"], (P, Q, bu, bi), before, grads, strict=True
+    ):
+        np.testing.assert_allclose((after - start) / -lr, grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_count_aware_svdpp_epoch_is_minus_lr_times_the_gradient():
+    """The same for SVD++: p_u, q_i and the biases carry the fixed per-row part, y_j its
+    per-rating penalty; one tiny-step epoch is -lr x the gradient of the whole objective."""
+    from mfrec.kernels.svdpp import svdpp_epoch
+    from mfrec.models.sgd import count_aware_penalty
+
+    users, items, values, P, Q, bu, bi = random_problem(3)
+    rng = np.random.default_rng(3)
+    Y = rng.normal(size=Q.shape)
+    mu, reg, reg_bias, reg_y, fixed, lr = 3.0, 0.07, 0.03, 0.05, (2.5, 4.0), 1e-7
+    n_users, n_items = len(P), len(Q)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])  # users are sorted
+    XU = count_aware_penalty(np.diff(indptr), *fixed, np.float64)
+    XI = count_aware_penalty(np.bincount(items, minlength=n_items), *fixed, np.float64)
+
+    counts = np.diff(indptr)
+
+    def objective(P, Q, Y, bu, bi):
+        z = np.zeros_like(P)  # z_u = |N(u)|^-1/2 sum_{j in N(u)} y_j
+        for u in np.flatnonzero(counts):
+            z[u] = Y[items[indptr[u] : indptr[u + 1]]].sum(axis=0) / np.sqrt(counts[u])
+        err = values - (
+            mu + bu[users] + bi[items] + np.einsum("ij,ij->i", (P + z)[users], Q[items])
+        )
+        y_sq = np.array([np.sum(Y[items[indptr[u] : indptr[u + 1]]] ** 2) for u in range(n_users)])
+        per_rating = (
+            0.5 * err @ err
+            + 0.5 * reg_bias * (bu[users] @ bu[users] + bi[items] @ bi[items])
+            + 0.5 * reg * (np.sum(P[users] ** 2) + np.sum(Q[items] ** 2))
+            + 0.5 * reg_y * counts @ y_sq  # y_j once per rating of each user who rated j
+        )
+        rows = 0.5 * fixed[0] * (np.sum(P**2) + np.sum(Q**2)) + 0.5 * fixed[1] * (bu @ bu + bi @ bi)
+        return per_rating + rows
+
+    before = [a.copy() for a in (P, Q, Y, bu, bi)]
+    grads = numeric_gradient(lambda: objective(*before), before)
+    empty = (np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0))
+    svdpp_epoch(
+        indptr, items, values, np.arange(n_users, dtype=np.int32),
+        np.arange(len(values), dtype=np.int64), P, Q, Y, bu, bi, mu,
+        lr, reg_bias, lr, reg, lr, reg_y, *empty, False, XU, XI,
+    )  # fmt: skip
+    for name, after, start, grad in zip(
+        ["P", "Q", "Y", "bu", "bi"], (P, Q, Y, bu, bi), before, grads, strict=True
+    ):
+        np.testing.assert_allclose((after - start) / -lr, grad, rtol=1e-4, atol=1e-6, err_msg=name)

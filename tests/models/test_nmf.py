@@ -24,7 +24,7 @@ from .topn_conformance import TopNConformance
 
 class TestNMFConformance(ModelConformance):
     model_class = NMF
-    fast_params = {"n_factors": 6, "n_epochs": 200}
+    fast_params = {"n_factors": 6, "n_epochs": 200, "patience": None}
     # A non-negative model of a planted signed rank-3 structure: fair, not perfect.
     rmse_bound = 0.35
     alternatives = {
@@ -40,6 +40,8 @@ class TestNMFConformance(ModelConformance):
     exempt = {
         "reg_bias": "only used with biased=True; covered by test_reg_bias_shrinks_biases",
         "patience": "needs validation data; stops like every model (test_sgd.py)",
+        "validation_fraction": "acts with patience only; covered by "
+        "tests/models/test_held_out_slice.py",
         "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
     bad_values = {
@@ -112,8 +114,8 @@ def test_history_loss_is_the_objective(movielens_like):
     """train_loss at epoch e+1 is L at the end of epoch e (no biases: nothing moves in
     between), computed here from the factors of an (e)-epoch fit."""
     r = movielens_like
-    short = NMF(n_epochs=7, dtype="float64", random_state=4).fit(r)
-    longer = NMF(n_epochs=8, dtype="float64", random_state=4).fit(r)
+    short = NMF(n_epochs=7, dtype="float64", patience=None, random_state=4).fit(r)
+    longer = NMF(n_epochs=8, dtype="float64", patience=None, random_state=4).fit(r)
     P, Q = short.user_factors_, short.item_factors_
     err = r.rating - np.einsum("ij,ij->i", P[r.user_index], Q[r.item_index])
     penalty = 0.06 * (r.user_counts() @ (P * P).sum(1) + r.item_counts() @ (Q * Q).sum(1))
@@ -125,7 +127,7 @@ def test_masked_fit_ignores_missing_entries():
     """Missing cells are missing, not zeros: the fit reproduces the level of the
     observed ratings (a zero-filled fit at 30% density predicts about 30% of it)."""
     data = make_ratings(n_users=80, n_items=50, density=0.3, random_state=9).ratings
-    model = NMF(n_factors=5, n_epochs=100, random_state=0).fit(data)
+    model = NMF(n_factors=5, n_epochs=100, patience=None, random_state=0).fit(data)
     predicted = model.predict_ratings(data)
     assert abs(predicted.mean() - data.rating.mean()) < 0.1
 

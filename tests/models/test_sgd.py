@@ -32,7 +32,12 @@ SGD_BAD = {
 
 class TestBiasedMFConformance(ModelConformance):
     model_class = BiasedMF
-    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.1, "reg": 0.01, "patience": None}
+    # The planted problem is almost noise-free: light regularisation, the fixed per-row
+    # part included (the defaults are for noisy data).
+    fast_params = {
+        "n_factors": 3, "n_epochs": 150, "lr": 0.1, "reg": 0.01, "reg_row": 0.05,
+        "reg_bias_row": 0.05, "patience": None,
+    }  # fmt: skip
     rmse_bound = 0.25
     alternatives = {
         "n_factors": 5,
@@ -41,6 +46,8 @@ class TestBiasedMFConformance(ModelConformance):
         "reg": 0.1,
         "lr_bias": 0.05,
         "reg_bias": 0.5,
+        "reg_row": 7.0,
+        "reg_bias_row": 3.0,
         "init_std": 0.3,
         "dtype": "float64",
         "n_strata": 1,
@@ -102,7 +109,7 @@ def test_sgd_step_equals_negative_gradient(use_bias):
     none = np.zeros((0, 2))
     sgd_epoch(
         one, one, np.array([r]), one, P, Q, bu, bi, mu, lr, reg, lr, reg_bias, use_bias,
-        none, none, False,
+        none, none, False, none, none,
     )  # fmt: skip
 
     def f(p, q, b_u, b_i):
@@ -126,11 +133,18 @@ def test_sgd_step_equals_negative_gradient(use_bias):
         assert bu[0] == 0 and bi[0] == 0
 
 
+@pytest.mark.parametrize("count_aware", [False, True])
 @pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_kernel_agrees_with_numpy_reference(use_bias, adaptive):
+def test_kernel_agrees_with_numpy_reference(use_bias, adaptive, count_aware):
     rng = np.random.default_rng(1)
     n_users, n_items, k, n = 20, 15, 4, 200
+    # Count-aware penalty: each row's own extra coefficients (factors, bias).
+    extra = (
+        (rng.uniform(0, 0.2, (n_users, 2)), rng.uniform(0, 0.2, (n_items, 2)))
+        if count_aware
+        else (np.zeros((0, 2)), np.zeros((0, 2)))
+    )
     users = rng.integers(0, n_users, n).astype(np.int32)
     items = rng.integers(0, n_items, n).astype(np.int32)
     values = rng.uniform(1, 5, n).astype(np.float32)
@@ -145,9 +159,9 @@ def test_kernel_agrees_with_numpy_reference(use_bias, adaptive):
     P2, Q2, bu2, bi2, GU2, GI2 = P.copy(), Q.copy(), bu.copy(), bi.copy(), GU.copy(), GI.copy()
     for _ in range(2):
         args = (mu, lr, 0.05, 0.02, 0.03, use_bias)
-        sse = sgd_epoch(users, items, values, order, P, Q, bu, bi, *args, GU, GI, adaptive)
+        sse = sgd_epoch(users, items, values, order, P, Q, bu, bi, *args, GU, GI, adaptive, *extra)
         sse_ref = sgd_epoch_reference(
-            users, items, values, order, P2, Q2, bu2, bi2, *args, GU2, GI2, adaptive
+            users, items, values, order, P2, Q2, bu2, bi2, *args, GU2, GI2, adaptive, *extra
         )
         assert sse == pytest.approx(sse_ref, rel=1e-10)
     np.testing.assert_allclose(P, P2, rtol=1e-10, atol=1e-12)
@@ -171,6 +185,8 @@ def test_kernel_agrees_with_numpy_reference(use_bias, adaptive):
                 n_epochs=120,
                 lr=0.01,
                 reg=0.005,
+                reg_row=0.0,
+                reg_bias_row=0.0,
                 random_state=0,
                 optimizer="sgd",
                 patience=None,
@@ -240,8 +256,9 @@ def test_divergence_names_epoch_and_suggests_lower_lr(planted):
 def test_early_stopping_restores_best_epoch(planted):
     _, fold = planted
     model = BiasedMF(
-        n_factors=30, n_epochs=400, lr=0.05, reg=0.0, init_std=0.3, patience=3, random_state=0
-    )
+        n_factors=30, n_epochs=400, lr=0.05, reg=0.0, reg_row=0.0, reg_bias_row=0.0,
+        init_std=0.3, patience=3, random_state=0,
+    )  # fmt: skip
     model.fit(fold.train, validation=fold.test)
     history = model.history_
     assert len(history) < 400, "over-fitting run should stop early"
@@ -276,6 +293,8 @@ def test_early_stopping_on_a_held_out_slice_then_refit(cls, planted):
     held-out RMSE of each of those epochs."""
     _, fold = planted
     params = {"n_factors": 30, "lr": 0.05, "reg": 0.0, "init_std": 0.3, "random_state": 0}
+    if cls is BiasedMF:  # unregularised: no fixed per-row part either
+        params.update(reg_row=0.0, reg_bias_row=0.0)
     model = cls(n_epochs=300, patience=2, validation_fraction=0.2, **params).fit(fold.train)
     best = model.best_epoch_
     assert best < 300, "an over-fitting run must stop early"
@@ -309,7 +328,10 @@ def test_callback_sees_each_epoch_and_can_stop(planted):
 
 def test_history_loss_decreases_on_training_data(planted):
     _, fold = planted
-    model = BiasedMF(n_factors=3, n_epochs=30, lr=0.01, reg=0.01, random_state=0, patience=None)
+    model = BiasedMF(
+        n_factors=3, n_epochs=30, lr=0.01, reg=0.01, reg_row=0.0, reg_bias_row=0.0,
+        random_state=0, patience=None,
+    )  # fmt: skip
     model.fit(fold.train)
     rmse = [rec["train_rmse"] for rec in model.history_]
     assert rmse[-1] < rmse[0] * 0.8
@@ -372,9 +394,10 @@ def test_layout_partitions_the_ratings_without_conflicts(planted):
             assert users_of[a].isdisjoint(users_of[b]) and items_of[a].isdisjoint(items_of[b])
 
 
+@pytest.mark.parametrize("count_aware", [False, True])
 @pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_grouped_kernel_agrees_with_reference(planted, use_bias, adaptive):
+def test_grouped_kernel_agrees_with_reference(planted, use_bias, adaptive, count_aware):
     """The parallel grouped epoch (shuffles included) equals its Python reference."""
     from mfrec.kernels.sgd import sgd_epoch_grouped, sgd_epoch_grouped_reference
     from mfrec.models.sgd import grouped_layout
@@ -389,6 +412,11 @@ def test_grouped_kernel_agrees_with_reference(planted, use_bias, adaptive):
     GU = np.ones((train.n_users if adaptive else 0, 2))
     GI = np.ones((train.n_items if adaptive else 0, 2))
     lay = grouped_layout(train, 3, np.random.default_rng(0), np.float64)
+    extra = (
+        (rng.uniform(0, 0.2, (train.n_users, 2)), rng.uniform(0, 0.2, (train.n_items, 2)))
+        if count_aware
+        else (np.zeros((0, 2)), np.zeros((0, 2)))
+    )
     lay_ref = type(lay)(*(a.copy() for a in lay))
     state = [P, Q, bu, bi]
     ref = [a.copy() for a in state]
@@ -397,8 +425,10 @@ def test_grouped_kernel_agrees_with_reference(planted, use_bias, adaptive):
     args = (3.0 if use_bias else 0.0, lr, 0.05, 0.02, 0.03, use_bias)
     for epoch in range(3):
         seeds = np.random.default_rng(epoch).integers(0, 2**62, 9)
-        sse = sgd_epoch_grouped(*lay, 3, seeds, *state, *args, *acc, adaptive)
-        sse_ref = sgd_epoch_grouped_reference(*lay_ref, 3, seeds, *ref, *args, *acc_ref, adaptive)
+        sse = sgd_epoch_grouped(*lay, 3, seeds, *state, *args, *acc, adaptive, *extra)
+        sse_ref = sgd_epoch_grouped_reference(
+            *lay_ref, 3, seeds, *ref, *args, *acc_ref, adaptive, *extra
+        )
         assert sse == pytest.approx(sse_ref, rel=1e-9)
     for a, b in zip(state + acc, ref + acc_ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

@@ -25,7 +25,11 @@ from .topn_conformance import TopNConformance
 
 class TestSVDppConformance(ModelConformance):
     model_class = SVDpp
-    fast_params = {"n_factors": 3, "n_epochs": 150, "lr": 0.1, "reg": 0.01, "patience": None}
+    # Almost noise-free planted data: light regularisation, fixed per-row part included.
+    fast_params = {
+        "n_factors": 3, "n_epochs": 150, "lr": 0.1, "reg": 0.01, "reg_row": 0.05,
+        "reg_bias_row": 0.05, "patience": None,
+    }  # fmt: skip
     rmse_bound = 0.25
     alternatives = {
         "n_factors": 5,
@@ -36,6 +40,8 @@ class TestSVDppConformance(ModelConformance):
         "reg_bias": 0.5,
         "lr_implicit": 0.002,
         "reg_implicit": 0.3,
+        "reg_row": 7.0,
+        "reg_bias_row": 3.0,
         "init_std": 0.3,
         "dtype": "float64",
         "optimizer": "sgd",
@@ -79,6 +85,10 @@ def _problem(seed=0, n_users=25, n_items=18, k=4, density=0.35):
     return indptr, i.astype(np.int32), rng.uniform(1, 5, len(u)), params
 
 
+#: No count-aware penalty (the kernels' empty XU, XI).
+_NO_EXTRA = (np.zeros((0, 2)), np.zeros((0, 2)))
+
+
 def _accumulators(n_users, n_items, adaptive):
     """Fresh AdaGrad accumulators (all 1), or empty ones for plain SGD."""
     return (
@@ -88,8 +98,9 @@ def _accumulators(n_users, n_items, adaptive):
     )
 
 
+@pytest.mark.parametrize("count_aware", [False, True])
 @pytest.mark.parametrize("adaptive", [False, True])
-def test_cached_update_equals_per_rating_update(adaptive):
+def test_cached_update_equals_per_rating_update(adaptive, count_aware):
     """The kernel's O(k)-per-rating update with the cached implicit sum gives exactly what
     re-summing z_u before each rating and moving every y_j after it gives (Koren 2008,
     Surprise), up to rounding -- with distinct rates so that no term can hide; with
@@ -103,16 +114,23 @@ def test_cached_update_equals_per_rating_update(adaptive):
     n_users, n_items = len(indptr) - 1, len(params[1])
     acc = _accumulators(n_users, n_items, adaptive)
     acc_ref = tuple(a.copy() for a in acc)
+    extra = (
+        (np.random.default_rng(5).uniform(0, 0.3, (n_users, 2)),
+         np.random.default_rng(6).uniform(0, 0.3, (n_items, 2)))
+        if count_aware
+        else _NO_EXTRA
+    )  # fmt: skip
     rates = (0.03, 0.05, 0.02, 0.04, 0.05, 0.3)  # lr_b, reg_b, lr, reg, lr_y, reg_y
     if adaptive:
         rates = tuple(10 * r if n % 2 == 0 else r for n, r in enumerate(rates))
     for _ in range(3):
         sse = svdpp_epoch(
-            indptr, items, ratings, user_order, order, *ours, 3.1, *rates, *acc, adaptive
+            indptr, items, ratings, user_order, order, *ours, 3.1, *rates, *acc, adaptive, *extra
         )
         sse_ref = svdpp_epoch_reference(
-            indptr, items, ratings, user_order, order, *ref, 3.1, *rates, *acc_ref, adaptive
-        )
+            indptr, items, ratings, user_order, order, *ref, 3.1, *rates, *acc_ref, adaptive,
+            *extra,
+        )  # fmt: skip
         assert sse == pytest.approx(sse_ref, rel=1e-12)
     for name, a, b in zip(("P", "Q", "Y", "bu", "bi"), ours, ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13, err_msg=name)
@@ -202,6 +220,7 @@ def test_steps_are_negative_gradients_of_the_per_rating_objective(adaptive):
     svdpp_epoch(
         indptr, items, ratings, np.array([0], dtype=np.int32), order,
         P, Q, Y, bu, bi, mu, *rates, *_accumulators(1, n_items, adaptive), adaptive,
+        *_NO_EXTRA,
     )  # fmt: skip
     for name, got, want in zip(
         ("p", "q", "y", "b_u", "b_i"), (P[0], Q, Y, bu[0], bi), unpack(theta), strict=True
@@ -239,7 +258,7 @@ def test_same_as_surprise_svdpp_given_its_start_and_order():
         svdpp_epoch(
             indptr, items.astype(np.int32), values, user_order, order, P, Q, Y, bu, bi,
             trainset.global_mean, 0.007, 0.02, 0.007, 0.02, 0.007, 0.02,
-            *_accumulators(0, 0, False), False,
+            *_accumulators(0, 0, False), False, *_NO_EXTRA,
         )  # fmt: skip
     for ours, theirs in ((P, algo.pu), (Q, algo.qi), (Y, algo.yj), (bu, algo.bu), (bi, algo.bi)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
@@ -345,6 +364,9 @@ def test_training_rmse_decreases(planted):
         n_factors=3,
         n_epochs=30,
         lr=0.01,
+        reg=0.1,
+        reg_row=0.0,
+        reg_bias_row=0.0,
         random_state=0,
         patience=None,
         optimizer="sgd",
@@ -367,7 +389,8 @@ def test_ml100k_u1_beats_biased_mf_at_the_same_settings(ml100k_dir, monkeypatch)
     fold = ml100k_official(mfrec.load_dataset("ml-100k", download=False), "u1")
     settings = {
         "n_factors": 20, "n_epochs": 20, "lr": 0.007, "reg": 0.02, "random_state": 0,
-        "optimizer": "sgd", "init_std": 0.1, "patience": None,
+        "optimizer": "sgd", "init_std": 0.1, "patience": None, "reg_row": 0.0,
+        "reg_bias_row": 0.0,
     }  # fmt: skip
     scores = []
     for model in (SVDpp(**settings), BiasedMF(**settings)):
@@ -392,10 +415,13 @@ class TestSVDppTopN(TopNConformance):
 
 def test_fold_in_solves_the_svdpp_user_objective(planted):
     """The folded-in (p_u, b_u) zeroes the gradient of the SVD++ user objective
-    sum_i (r - mu - b_i - b_u - q_i.(p_u + z_u))^2 + n_u (reg |p_u|^2 + reg_bias b_u^2)
-    with z_u, q, y and the item biases fixed."""
+    sum_i (r - mu - b_i - b_u - q_i.(p_u + z_u))^2 + (n_u reg + reg_row) |p_u|^2
+    + (n_u reg_bias + reg_bias_row) b_u^2 with z_u, q, y and the item biases fixed."""
     _, fold = planted
-    model = SVDpp(n_factors=3, n_epochs=20, reg=0.05, reg_bias=0.01, random_state=0)
+    model = SVDpp(
+        n_factors=3, n_epochs=20, reg=0.05, reg_bias=0.01, reg_row=1.5, reg_bias_row=3.0,
+        random_state=0,
+    )  # fmt: skip
     model.set_params(dtype="float64").fit(fold.train)
     items = model.items_.ids[[2, 5, 11, 17, 23]]
     ratings = np.array([5.0, 3.0, 4.0, 1.0, 2.0])
@@ -408,8 +434,8 @@ def test_fold_in_solves_the_svdpp_user_objective(planted):
     q = model.item_factors_[i]
     err = ratings - (model.global_mean_ + model.item_bias_[i] + b + q @ (p + z))
     n = len(i)
-    np.testing.assert_allclose(-q.T @ err + n * 0.05 * p, 0, atol=1e-9)
-    assert -err.sum() + n * 0.01 * b == pytest.approx(0, abs=1e-9)
+    np.testing.assert_allclose(-q.T @ err + (n * 0.05 + 1.5) * p, 0, atol=1e-9)
+    assert -err.sum() + (n * 0.01 + 3.0) * b == pytest.approx(0, abs=1e-9)
 
 
 def test_early_stopping_on_a_held_out_slice(planted):

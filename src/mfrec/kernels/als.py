@@ -5,14 +5,18 @@ Model: r_hat(u, i) = mu + b_u + b_i + p_u . q_i   (biased), or  p_u . q_i  (unbi
 Spark's model). With the items fixed, each user's parameters minimise
 
     sum_{i in I(u)} (r_ui - mu - b_i - b_u - p_u . q_i)^2
-        + reg n_u |p_u|^2 + reg_bias n_u b_u^2                       (n_u = |I(u)|)
+        + (reg n_u + reg_row) |p_u|^2 + (reg_bias n_u + reg_bias_row) b_u^2   (n_u = |I(u)|)
 
 a ridge regression with design rows a_i = [q_i, 1] and targets t_i = r_ui - mu - b_i.
 Its normal equations
 
-    (sum_i a_i a_i^T + n_u diag(reg, ..., reg, reg_bias)) x_u = sum_i t_i a_i,   x_u = [p_u, b_u]
+    (sum_i a_i a_i^T + diag(reg n_u + reg_row, ..., reg_bias n_u + reg_bias_row)) x_u
+        = sum_i t_i a_i,   x_u = [p_u, b_u]
 
 are solved exactly by Cholesky (the matrix is symmetric positive definite for reg > 0).
+``reg n_u`` is the weighted-lambda penalty of ALS-WR; ``reg_row`` / ``reg_bias_row`` a
+fixed amount per row whatever its count (plain ridge, a Gaussian prior), which shrinks
+rows with few ratings more -- the count-aware part (0 in Spark).
 Items are solved the same way with the users fixed. Unbiased: a_i = q_i, t_i = r_ui.
 A row with fewer ratings than unknowns (a long-tail item) is solved through the
 equivalent n_u x n_u system instead (see :func:`_solve_dual`): same solution, far less work.
@@ -84,8 +88,9 @@ ROWS_PER_TASK = 8
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
 def als_solve_rows(
-    indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias, use_bias
-):
+    indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias,
+    use_bias, reg_row, reg_bias_row,
+):  # fmt: skip
     """Solve every row's regularised least squares with the other side fixed (see the
     module docstring) and write ``factors`` (and ``bias``) in place.
 
@@ -107,7 +112,7 @@ def als_solve_rows(
             for r in range(task * ROWS_PER_TASK, min(n_rows, (task + 1) * ROWS_PER_TASK)):
                 if not _solve_row(
                     r, indptr, cols, values, other_factors, other_bias, offset, factors,
-                    bias, reg, reg_bias, use_bias,
+                    bias, reg, reg_bias, use_bias, reg_row, reg_bias_row,
                 ):  # fmt: skip
                     failed[r] = 1
     return failed.sum()
@@ -116,7 +121,7 @@ def als_solve_rows(
 @njit(cache=True, nogil=True, fastmath=FAST)
 def _solve_row(
     r, indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias,
-    use_bias,
+    use_bias, reg_row, reg_bias_row,
 ):  # fmt: skip
     """Row r's solve (see :func:`als_solve_rows`); False if its system was not positive
     definite. A row without ratings is left alone."""
@@ -139,10 +144,10 @@ def _solve_row(
         for f in range(k):
             design[f, t] = other_factors[c, f]
         targets[t] = target
-    penalty = np.full(m, reg * n)
+    penalty = np.full(m, reg * n + reg_row)
     if use_bias:
-        penalty[k] = reg_bias * n
-    if n < m and (not use_bias or reg_bias > 0.0):
+        penalty[k] = reg_bias * n + reg_bias_row
+    if n < m and (not use_bias or penalty[k] > 0.0):
         return _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias)
     return _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
 
@@ -237,8 +242,9 @@ def row_sse(indptr, cols, values, row_factors, col_factors, row_bias, col_bias, 
 
 
 def als_solve_rows_reference(
-    indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias, use_bias
-):
+    indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias,
+    use_bias, reg_row, reg_bias_row,
+):  # fmt: skip
     """NumPy reference of :func:`als_solve_rows` (``numpy.linalg.solve`` per row)."""
     k = factors.shape[1]
     for r in range(len(indptr) - 1):
@@ -249,11 +255,11 @@ def als_solve_rows_reference(
         c = cols[sl]
         design = other_factors[c].astype(np.float64)
         target = values[sl].astype(np.float64) - offset
-        penalty = np.full(k, reg * n)
+        penalty = np.full(k, reg * n + reg_row)
         if use_bias:
             target = target - other_bias[c]
             design = np.hstack([design, np.ones((n, 1))])
-            penalty = np.append(penalty, reg_bias * n)
+            penalty = np.append(penalty, reg_bias * n + reg_bias_row)
         x = np.linalg.solve(design.T @ design + np.diag(penalty), design.T @ target)
         factors[r] = x[:k]
         if use_bias:

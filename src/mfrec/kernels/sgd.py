@@ -10,6 +10,19 @@ dL/db_u = -e + reg_bias b_u  (likewise b_i). One SGD step moves each parameter b
 -lr * gradient (lr_bias for the biases), using the values from before the step for
 both p_u and q_i (Funk; Koren, Bell & Volinsky 2009; Surprise's SVD).
 
+Count-aware penalty (``XU``, ``XI``): the objective may also carry a fixed amount per
+row, independent of its number of ratings n_u (a Gaussian prior on the row, as the
+pseudo-counts of the bias baseline):
+
+    sum_(u,i) L  +  sum_u [reg_row/2 |p_u|^2 + reg_bias_row/2 b_u^2]  +  (items alike)
+
+SGD spreads a row's fixed amount over its ratings: at each of user u's ratings the
+penalty coefficient of p_u is reg + XU[u, 0] and that of b_u is reg_bias + XU[u, 1],
+with XU[u] = (reg_row, reg_bias_row) / n_u (XI[i] likewise with n_i), so an epoch
+applies n_u reg + reg_row in all. A per-rating penalty alone shrinks a 2-rating row
+by the same fraction as a 200-rating row; the fixed part shrinks rare rows more.
+Empty XU / XI (shape (0, 2)) mean no fixed part.
+
 Adaptive step sizes (``adaptive=True``): the AdaGrad rule of LIBMF (Chin, Zhuang, Juan &
 Lin 2015, "A learning-rate schedule for stochastic gradient methods to matrix
 factorization"). Each factor row keeps one accumulator G (the running sum of its
@@ -52,25 +65,34 @@ from ._common import FAST, claim, shuffle, shuffle_pairs
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, inline="always")
-def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg, lr_bias, reg_bias):
-    """One rating's step (the update in the module docstring); returns the squared
-    error of the prediction made before it."""
+def _row_reg(X, row, column, base):
+    """base + X[row, column]: a row's per-rating penalty coefficient (module docstring);
+    X empty means no count-aware part."""
+    if X.shape[0] == 0:
+        return base
+    return base + X[row, column]
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu, reg_bi):
+    """One rating's step (the update in the module docstring, with the rows' penalty
+    coefficients); returns the squared error of the prediction made before it."""
     dot = mu - mu  # zero, typed like the factors (callers pass mu in their dtype)
     for f in range(pu.shape[0]):
         dot += pu[f] * qi[f]
     err = r - ((mu + dot) + (bu[u] + bi[i]))
-    bu[u] += lr_bias * (err - reg_bias * bu[u])
-    bi[i] += lr_bias * (err - reg_bias * bi[i])
+    bu[u] += lr_bias * (err - reg_bu * bu[u])
+    bi[i] += lr_bias * (err - reg_bi * bi[i])
     for f in range(pu.shape[0]):
         pf = pu[f]
         qf = qi[f]
-        pu[f] = pf + lr * (err * qf - reg * pf)
-        qi[f] = qf + lr * (err * pf - reg * qf)
+        pu[f] = pf + lr * (err * qf - reg_p * pf)
+        qi[f] = qf + lr * (err * pf - reg_q * qf)
     return np.float64(err) * np.float64(err)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, inline="always")
-def _step_plain(pu, qi, r, mu, lr, reg):
+def _step_plain(pu, qi, r, mu, lr, reg_p, reg_q):
     """:func:`_step_biased` without the biases (FunkSVD). The two are separate
     functions, and callers branch on ``use_bias`` outside their loops, because a
     branch inside the step keeps LLVM from vectorizing it well (about 1.5x slower)."""
@@ -81,13 +103,13 @@ def _step_plain(pu, qi, r, mu, lr, reg):
     for f in range(pu.shape[0]):
         pf = pu[f]
         qf = qi[f]
-        pu[f] = pf + lr * (err * qf - reg * pf)
-        qi[f] = qf + lr * (err * pf - reg * qf)
+        pu[f] = pf + lr * (err * qf - reg_p * pf)
+        qi[f] = qf + lr * (err * pf - reg_q * qf)
     return np.float64(err) * np.float64(err)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, inline="always")
-def _adagrad_factors(pu, qi, gu, gi, err, lr, reg):
+def _adagrad_factors(pu, qi, gu, gi, err, lr, reg_p, reg_q):
     # LIBMF's row-wise AdaGrad step of p_u and q_i (module docstring); gu[0], gi[0]
     # are the rows' accumulators.
     k = pu.shape[0]
@@ -98,8 +120,8 @@ def _adagrad_factors(pu, qi, gu, gi, err, lr, reg):
     for f in range(k):
         pf = pu[f]
         qf = qi[f]
-        gp = reg * pf - err * qf
-        gq = reg * qf - err * pf
+        gp = reg_p * pf - err * qf
+        gq = reg_q * qf - err * pf
         sp += gp * gp
         sq += gq * gq
         pu[f] = pf - eta_p * gp
@@ -109,55 +131,40 @@ def _adagrad_factors(pu, qi, gu, gi, err, lr, reg):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, inline="always")
-def _step_biased_adagrad(pu, qi, gu, gi, u, i, r, bu, bi, mu, lr, reg, lr_bias, reg_bias):
+def _step_biased_adagrad(
+    pu, qi, gu, gi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu, reg_bi
+):
     """:func:`_step_biased` with LIBMF's adaptive step sizes (module docstring)."""
     dot = mu - mu
     for f in range(pu.shape[0]):
         dot += pu[f] * qi[f]
     err = r - ((mu + dot) + (bu[u] + bi[i]))
-    g = reg_bias * bu[u] - err
+    g = reg_bu * bu[u] - err
     bu[u] -= lr_bias / np.sqrt(gu[1]) * g
     gu[1] += g * g
-    g = reg_bias * bi[i] - err
+    g = reg_bi * bi[i] - err
     bi[i] -= lr_bias / np.sqrt(gi[1]) * g
     gi[1] += g * g
-    _adagrad_factors(pu, qi, gu, gi, err, lr, reg)
+    _adagrad_factors(pu, qi, gu, gi, err, lr, reg_p, reg_q)
     return np.float64(err) * np.float64(err)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, inline="always")
-def _step_plain_adagrad(pu, qi, gu, gi, r, mu, lr, reg):
+def _step_plain_adagrad(pu, qi, gu, gi, r, mu, lr, reg_p, reg_q):
     """:func:`_step_plain` with LIBMF's adaptive step sizes."""
     dot = mu - mu
     for f in range(pu.shape[0]):
         dot += pu[f] * qi[f]
     err = r - (mu + dot)
-    _adagrad_factors(pu, qi, gu, gi, err, lr, reg)
+    _adagrad_factors(pu, qi, gu, gi, err, lr, reg_p, reg_q)
     return np.float64(err) * np.float64(err)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
 def _sgd_range(
-    users,
-    items,
-    ratings,
-    order,
-    start,
-    stop,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    lr,
-    reg,
-    lr_bias,
-    reg_bias,
-    use_bias,
-    GU,
-    GI,
-    adaptive,
-):
+    users, items, ratings, order, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
+    use_bias, GU, GI, adaptive, XU, XI,
+):  # fmt: skip
     sse = 0.0
     if adaptive and use_bias:
         for t in range(start, stop):
@@ -165,90 +172,93 @@ def _sgd_range(
             u = users[idx]
             i = items[idx]
             sse += _step_biased_adagrad(
-                P[u], Q[i], GU[u], GI[i], u, i, ratings[idx], bu, bi, mu, lr, reg, lr_bias,
-                reg_bias,
+                P[u], Q[i], GU[u], GI[i], u, i, ratings[idx], bu, bi, mu, lr,
+                _row_reg(XU, u, 0, reg), _row_reg(XI, i, 0, reg), lr_bias,
+                _row_reg(XU, u, 1, reg_bias), _row_reg(XI, i, 1, reg_bias),
             )  # fmt: skip
     elif adaptive:
         for t in range(start, stop):
             idx = order[t]
             u = users[idx]
             i = items[idx]
-            sse += _step_plain_adagrad(P[u], Q[i], GU[u], GI[i], ratings[idx], mu, lr, reg)
+            sse += _step_plain_adagrad(
+                P[u], Q[i], GU[u], GI[i], ratings[idx], mu, lr,
+                _row_reg(XU, u, 0, reg), _row_reg(XI, i, 0, reg),
+            )  # fmt: skip
     elif use_bias:
         for t in range(start, stop):
             idx = order[t]
             u = users[idx]
             i = items[idx]
             sse += _step_biased(
-                P[u], Q[i], u, i, ratings[idx], bu, bi, mu, lr, reg, lr_bias, reg_bias
-            )
+                P[u], Q[i], u, i, ratings[idx], bu, bi, mu, lr,
+                _row_reg(XU, u, 0, reg), _row_reg(XI, i, 0, reg), lr_bias,
+                _row_reg(XU, u, 1, reg_bias), _row_reg(XI, i, 1, reg_bias),
+            )  # fmt: skip
     else:
         for t in range(start, stop):
             idx = order[t]
-            sse += _step_plain(P[users[idx]], Q[items[idx]], ratings[idx], mu, lr, reg)
+            u = users[idx]
+            i = items[idx]
+            sse += _step_plain(
+                P[u], Q[i], ratings[idx], mu, lr, _row_reg(XU, u, 0, reg), _row_reg(XI, i, 0, reg)
+            )
     return sse
 
 
 @njit(cache=True, nogil=True)
 def sgd_epoch(
     users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
-    GU, GI, adaptive,
+    GU, GI, adaptive, XU, XI,
 ):  # fmt: skip
     """One serial pass of SGD over the ratings in ``order``; updates P, Q, bu, bi (and,
-    with ``adaptive``, the step-size accumulators GU, GI) in place. Returns the sum of
-    squared errors of the predictions made during the pass (each taken just before
-    that rating's update)."""
+    with ``adaptive``, the step-size accumulators GU, GI) in place. ``XU`` (n_users, 2)
+    and ``XI`` (n_items, 2) add each row's count-aware penalty (module docstring; empty:
+    none). Returns the sum of squared errors of the predictions made during the pass
+    (each taken just before that rating's update)."""
     return _sgd_range(
-        users,
-        items,
-        ratings,
-        order,
-        0,
-        order.shape[0],
-        P,
-        Q,
-        bu,
-        bi,
-        mu,
-        lr,
-        reg,
-        lr_bias,
-        reg_bias,
-        use_bias,
-        GU,
-        GI,
-        adaptive,
-    )
+        users, items, ratings, order, 0, order.shape[0], P, Q, bu, bi, mu, lr, reg, lr_bias,
+        reg_bias, use_bias, GU, GI, adaptive, XU, XI,
+    )  # fmt: skip
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
 def _sgd_group(
     u, items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
-    GU, GI, adaptive,
+    GU, GI, adaptive, XU, XI,
 ):  # fmt: skip
     # The ratings items[start:stop] / ratings[start:stop] all belong to user u: p_u
     # stays in L1 for the whole group.
     sse = 0.0
     pu = P[u]
+    reg_p = _row_reg(XU, u, 0, reg)
+    reg_bu = _row_reg(XU, u, 1, reg_bias)
     if adaptive and use_bias:
         gu = GU[u]
         for t in range(start, stop):
             i = items[t]
             sse += _step_biased_adagrad(
-                pu, Q[i], gu, GI[i], u, i, ratings[t], bu, bi, mu, lr, reg, lr_bias, reg_bias
-            )
+                pu, Q[i], gu, GI[i], u, i, ratings[t], bu, bi, mu, lr, reg_p,
+                _row_reg(XI, i, 0, reg), lr_bias, reg_bu, _row_reg(XI, i, 1, reg_bias),
+            )  # fmt: skip
     elif adaptive:
         gu = GU[u]
         for t in range(start, stop):
             i = items[t]
-            sse += _step_plain_adagrad(pu, Q[i], gu, GI[i], ratings[t], mu, lr, reg)
+            sse += _step_plain_adagrad(
+                pu, Q[i], gu, GI[i], ratings[t], mu, lr, reg_p, _row_reg(XI, i, 0, reg)
+            )
     elif use_bias:
         for t in range(start, stop):
             i = items[t]
-            sse += _step_biased(pu, Q[i], u, i, ratings[t], bu, bi, mu, lr, reg, lr_bias, reg_bias)
+            sse += _step_biased(
+                pu, Q[i], u, i, ratings[t], bu, bi, mu, lr, reg_p, _row_reg(XI, i, 0, reg),
+                lr_bias, reg_bu, _row_reg(XI, i, 1, reg_bias),
+            )  # fmt: skip
     else:
         for t in range(start, stop):
-            sse += _step_plain(pu, Q[items[t]], ratings[t], mu, lr, reg)
+            i = items[t]
+            sse += _step_plain(pu, Q[i], ratings[t], mu, lr, reg_p, _row_reg(XI, i, 0, reg))
     return sse
 
 
@@ -275,6 +285,8 @@ def _run_block(
     GU,
     GI,
     adaptive,
+    XU,
+    XI,
 ):
     g0 = block_group_ptr[b]
     g1 = block_group_ptr[b + 1]
@@ -304,6 +316,8 @@ def _run_block(
             GU,
             GI,
             adaptive,
+            XU,
+            XI,
         )
     return sse
 
@@ -331,6 +345,8 @@ def sgd_epoch_grouped(
     GU,
     GI,
     adaptive,
+    XU,
+    XI,
 ):
     """One epoch of stratified parallel SGD over the grouped layout (module docstring).
 
@@ -374,6 +390,8 @@ def sgd_epoch_grouped(
                     GU,
                     GI,
                     adaptive,
+                    XU,
+                    XI,
                 )
     return sse.sum()
 
@@ -492,6 +510,8 @@ def sgd_epoch_grouped_reference(
     GU,
     GI,
     adaptive,
+    XU,
+    XI,
 ):
     """Python reference of :func:`sgd_epoch_grouped`: the same shuffles (splitmix64),
     the per-rating step of :func:`sgd_epoch_reference`, blocks run one by one."""
@@ -525,13 +545,15 @@ def sgd_epoch_grouped_reference(
                     GU,
                     GI,
                     adaptive,
+                    XU,
+                    XI,
                 )
     return sse
 
 
 def sgd_epoch_reference(
     users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
-    GU, GI, adaptive,
+    GU, GI, adaptive, XU, XI,
 ):  # fmt: skip
     """Plain NumPy reference of :func:`sgd_epoch` (same update order, vectorised per
     rating over the factors): the gradients written out, then the plain or adaptive
@@ -546,9 +568,13 @@ def sgd_epoch_reference(
         err = float(ratings[idx]) - pred
         sse += err * err
         pu, qi = P[u].copy(), Q[i].copy()
-        grad_p, grad_q = reg * pu - err * qi, reg * qi - err * pu
+        # The rows' penalty coefficients: per rating plus the count-aware part.
+        xu = XU[u] if len(XU) else np.zeros(2)
+        xi = XI[i] if len(XI) else np.zeros(2)
+        grad_p, grad_q = (reg + xu[0]) * pu - err * qi, (reg + xi[0]) * qi - err * pu
         if use_bias:
-            grad_bu, grad_bi = reg_bias * bu[u] - err, reg_bias * bi[i] - err
+            grad_bu = (reg_bias + xu[1]) * bu[u] - err
+            grad_bi = (reg_bias + xi[1]) * bi[i] - err
             if adaptive:
                 bu[u] -= lr_bias / np.sqrt(GU[u, 1]) * grad_bu
                 bi[i] -= lr_bias / np.sqrt(GI[i, 1]) * grad_bi

@@ -51,6 +51,12 @@ after each of the user's ratings. The step of every y_j at rating t is then stil
 affine map, y_j <- (1 - eta_t reg_y) y_j + eta_t e s q_i, and the cache above carries it
 exactly with a_t = 1 - eta_t reg_y varying along the user's ratings.
 
+Count-aware penalty (``XU``, ``XI``, as in :mod:`mfrec.kernels.sgd`): the penalty
+coefficients of p_u and b_u at each of u's ratings are reg + XU[u, 0] and
+reg_b + XU[u, 1] (q_i, b_i likewise with XI[i]), XU[u] = (reg_row, reg_bias_row) / n_u:
+a fixed amount per row spread over its ratings. Empty XU / XI: none. (y_j keeps its
+per-rating penalty.)
+
 Order: users in a fresh random order each epoch, each user's ratings shuffled. (Surprise
 visits the users, and each user's ratings, in the same fixed order every epoch.)
 
@@ -100,12 +106,15 @@ def svdpp_epoch(
     GI,
     GY,
     adaptive,
+    XU,
+    XI,
 ):
     """One serial SGD pass of SVD++ (see the module docstring), users in ``user_order``,
     user u's ratings at positions ``order[indptr[u]:indptr[u + 1]]`` of the user-sorted
     arrays ``items``/``ratings``. Updates P, Q, Y, bu, bi in place (and, with
     ``adaptive``, the accumulators GU (n_users, 2: factors, bias), GI (n_items, 2) and
-    GY (n_users,)); returns the sum of squared errors of the predictions made during the
+    GY (n_users,)); ``XU`` (n_users, 2) / ``XI`` (n_items, 2) add the rows' count-aware
+    penalty (empty: none). Returns the sum of squared errors of the predictions made during the
     pass (each before its update)."""
     k = P.shape[1]
     z = np.zeros(k)  # z_u, float64
@@ -137,6 +146,11 @@ def svdpp_epoch(
             z[f] *= s
         scale = 1.0  # a^m
         pu = P[u]
+        reg_p = reg
+        reg_bu = reg_bias
+        if XU.shape[0] > 0:
+            reg_p += XU[u, 0]
+            reg_bu += XU[u, 1]
         for t in range(start, stop):
             idx = order[t]
             i = items[idx]
@@ -153,8 +167,13 @@ def svdpp_epoch(
                 eta_q = lr / np.sqrt(GI[i, 0])
                 eta_y = lr_y / np.sqrt(GY[u])
                 decay = 1.0 - eta_y * reg_y
-            g_bu = reg_bias * bu[u] - err
-            g_bi = reg_bias * bi[i] - err
+            reg_q = reg
+            reg_bi = reg_bias
+            if XI.shape[0] > 0:
+                reg_q += XI[i, 0]
+                reg_bi += XI[i, 1]
+            g_bu = reg_bu * bu[u] - err
+            g_bi = reg_bi * bi[i] - err
             bu[u] -= eta_bu * g_bu
             bi[i] -= eta_bi * g_bi
             g = eta_y * err * s
@@ -164,8 +183,8 @@ def svdpp_epoch(
             for f in range(k):
                 pf = pu[f]
                 qf = qi[f]
-                gp = reg * pf - err * qf
-                gq = reg * qf - err * (pf + z[f])
+                gp = reg_p * pf - err * qf
+                gq = reg_q * qf - err * (pf + z[f])
                 sp += gp * gp
                 sq += gq * gq
                 sy += qf * qf
@@ -217,7 +236,7 @@ def effective_user_factors(indptr, items, P, Y, out):
 
 def svdpp_epoch_reference(
     indptr, items, ratings, user_order, order, P, Q, Y, bu, bi, mu,
-    lr_bias, reg_bias, lr, reg, lr_y, reg_y, GU, GI, GY, adaptive,
+    lr_bias, reg_bias, lr, reg, lr_y, reg_y, GU, GI, GY, adaptive, XU, XI,
 ):  # fmt: skip
     """Plain NumPy reference of :func:`svdpp_epoch` doing the per-rating update (*)
     literally: z_u re-summed before every rating and every y_j of the user moved after
@@ -238,8 +257,12 @@ def svdpp_epoch_reference(
             pu, qi = P[u].astype(np.float64), Q[i].astype(np.float64)
             err = float(ratings[idx]) - (mu + bu[u] + bi[i] + qi @ (pu + z))
             sse += err * err
-            g_bu, g_bi = reg_bias * bu[u] - err, reg_bias * bi[i] - err
-            g_p, g_q = reg * pu - err * qi, reg * qi - err * (pu + z)
+            xu = XU[u] if len(XU) else np.zeros(2)
+            xi = XI[i] if len(XI) else np.zeros(2)
+            g_bu = (reg_bias + xu[1]) * bu[u] - err
+            g_bi = (reg_bias + xi[1]) * bi[i] - err
+            g_p = (reg + xu[0]) * pu - err * qi
+            g_q = (reg + xi[0]) * qi - err * (pu + z)
             g_y = reg_y * Y[rated] - err * s * qi[None, :]  # one row per j in N(u)
             if adaptive:
                 steps = (

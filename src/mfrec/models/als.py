@@ -35,7 +35,9 @@ class ALS(FactorModel):
     then every item with the users fixed: a ridge regression per row, by Cholesky of its
     k x k (k + 1 with the bias) normal equations, rows in parallel. The regularisation of
     a row is scaled by its number of ratings -- ``reg * n_u`` -- as in ALS-WR (Zhou et al.
-    2008) and Spark MLlib, so ``reg`` means the same as Spark's ``regParam``. See
+    2008) and Spark MLlib, so ``reg`` means the same as Spark's ``regParam``; on top of
+    it, by default, a fixed amount per row (``reg_row``, ``reg_bias_row``) shrinks rows
+    with few ratings more. See
     :mod:`mfrec.kernels.als` for the equations.
 
     Parameters
@@ -44,11 +46,22 @@ class ALS(FactorModel):
         Rank (Spark's ``rank``).
     n_epochs : int, default 10
         Alternations, each solving all users then all items (Spark's ``maxIter``).
-    reg : float, default 0.1
+    reg : float, default 0.05
         Regularisation of the factors, multiplied by each row's rating count (Spark's
-        ``regParam``). Must be > 0: the row systems must be positive definite.
+        ``regParam``, whose default is 0.1). Must be > 0: the row systems must be
+        positive definite.
     reg_bias : float or None, default None
         Regularisation of the biases, also multiplied by the row's count (None: ``reg``).
+    reg_row : float or None, default None
+        Count-aware part: a fixed penalty per user and item row on the factors, added to
+        ``reg * n_u`` (plain ridge, independent of the count), so rows with few ratings
+        are shrunk more. None: 8 with ``biased=True`` (chosen on the search panel,
+        docs/defaults.md), 0 without -- with no biases the factors carry the mean
+        rating, and shrinking them towards 0 would pull predictions towards a rating of
+        0. 0 is ALS-WR / Spark (``ALS(biased=False, reg=0.1)`` is MLlib's explicit ALS).
+    reg_bias_row : float, default 7
+        The same for the biases (the pseudo-count of :class:`~mfrec.models.BiasBaseline`);
+        0 is ALS-WR.
     biased : bool, default True
         Learn the global mean and user/item biases; False fits ``p_u . q_i`` alone.
     init_std : float or None, default None
@@ -63,6 +76,11 @@ class ALS(FactorModel):
     patience : int or None, default None
         With validation data, stop after this many epochs without a better validation
         RMSE and keep the best epoch's factors.
+    validation_fraction : float in [0, 1), default 0.05
+        Without validation data and with ``patience`` set, hold out this seeded share
+        of the training ratings, find the best epoch count on it, then refit on all the
+        ratings for that many epochs (see :class:`~mfrec.models.BiasedMF`); 0: off
+        (``patience`` then needs validation data).
     n_threads : int or None, default None
         Threads to solve rows with (None: all cores, or one for a problem so small that
         starting threads would cost more than they save). Does not change the result.
@@ -78,16 +96,20 @@ class ALS(FactorModel):
     """
 
     name = "als"
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {"reg_row": 0.0, "reg_bias_row": 0.0}
     _constraints: ClassVar[dict[str, Constraint]] = {
         "n_factors": Integer(1, 10_000),
         "n_epochs": Integer(1, 100_000),
         "reg": Real(0, None, open_low=True),
         "reg_bias": Real(0, None, none_ok=True),
+        "reg_row": Real(0, None, none_ok=True),
+        "reg_bias_row": Real(0, None),
         "biased": Boolean(),
         "init_std": Real(0, None, open_low=True, none_ok=True),
         "random_state": RandomStateConstraint(),
         "dtype": Options(("float32", "float64")),
         "patience": Integer(1, None, none_ok=True),
+        "validation_fraction": Real(0, 1, open_high=True),
         "n_threads": Integer(1, None, none_ok=True),
     }
 
@@ -95,7 +117,7 @@ class ALS(FactorModel):
         self,
         n_factors: int = 10,
         n_epochs: int = 10,
-        reg: float = 0.1,
+        reg: float = 0.05,
         reg_bias: float | None = None,
         biased: bool = True,
         init_std: float | None = None,
@@ -103,6 +125,9 @@ class ALS(FactorModel):
         dtype: str = "float32",
         patience: int | None = None,
         n_threads: int | None = None,
+        reg_row: float | None = None,
+        reg_bias_row: float = 7.0,
+        validation_fraction: float = 0.05,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -114,6 +139,14 @@ class ALS(FactorModel):
         self.dtype = dtype
         self.patience = patience
         self.n_threads = n_threads
+        self.validation_fraction = validation_fraction
+        self.reg_row = reg_row
+        self.reg_bias_row = reg_bias_row
+
+    def _fixed_row_penalty(self) -> tuple[float, float]:
+        if not self.biased:
+            return float(self.reg_row or 0.0), 0.0
+        return (8.0 if self.reg_row is None else float(self.reg_row)), float(self.reg_bias_row)
 
     def _intercept(self) -> float:
         return self.global_mean_ if self.biased else 0.0
@@ -138,6 +171,7 @@ class ALS(FactorModel):
         offset = float(self.global_mean_) if use_bias else 0.0
         reg = float(self.reg)
         reg_bias = float(self.reg if self.reg_bias is None else self.reg_bias)
+        fixed = self._fixed_row_penalty()
 
         values = train.rating.astype(np.float64)
         by_user = _csr_arrays(train.user_index, train.item_index, values, n_users)
@@ -148,8 +182,9 @@ class ALS(FactorModel):
 
         def solve(side, other_factors, other_bias, factors, bias) -> None:
             failed = als_solve_rows(
-                *side, other_factors, other_bias, offset, factors, bias, reg, reg_bias, use_bias
-            )
+                *side, other_factors, other_bias, offset, factors, bias, reg, reg_bias,
+                use_bias, *fixed,
+            )  # fmt: skip
             if failed:
                 raise DivergenceError(
                     f"ALS: {failed} row system(s) became singular or non-finite. "
@@ -164,10 +199,12 @@ class ALS(FactorModel):
             sse = row_sse(
                 *by_user, self.user_factors_, self.item_factors_, bu, bi, offset, use_bias
             )
-            penalty = reg * (n_u @ _row_sq(self.user_factors_) + n_i @ _row_sq(self.item_factors_))
+            sq_u, sq_i = _row_sq(self.user_factors_), _row_sq(self.item_factors_)
+            penalty = reg * (n_u @ sq_u + n_i @ sq_i) + fixed[0] * (sq_u.sum() + sq_i.sum())
             if use_bias:
                 b_u, b_i = bu.astype(np.float64), bi.astype(np.float64)
                 penalty += reg_bias * (n_u @ (b_u * b_u) + n_i @ (b_i * b_i))
+                penalty += fixed[1] * (b_u @ b_u + b_i @ b_i)
             return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
 
         # A half-epoch costs about n_ratings x (n_factors + 1)^2 multiply-adds.

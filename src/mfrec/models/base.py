@@ -132,6 +132,10 @@ class Recommender:
             return self._biases
         biased = self.get_params().get("biased")
         return None if biased is None else (bool(biased), bool(biased))
+    #: Hyperparameters added after model files were first written, with the value that
+    #: reproduces how a model was trained before they existed: a file without them
+    #: loads with these, not with today's defaults (see :func:`mfrec.persist.load`).
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {}
 
     # -- hyperparameters ----------------------------------------------------------------
     @classmethod
@@ -980,7 +984,9 @@ class FactorModel(Recommender):
         Default: the per-rating L2 of the SGD objective
         ``sum_(u,i) [e^2 + reg |p_u|^2 + reg_bias b_u^2 + ...]``: with the items fixed
         its user part is ``sum_i e_ui^2 + n_u (reg |p_u|^2 + reg_bias b_u^2)``, so
-        ``per_rating = [reg, ..., reg, reg_bias]`` (``reg_bias`` defaults to ``reg``).
+        ``per_rating = [reg, ..., reg, reg_bias]`` (``reg_bias`` defaults to ``reg``),
+        plus the fixed per-row part of models with count-aware regularisation
+        (``base = [reg_row, ..., reg_row, reg_bias_row]``; 0 without).
         """
         reg = getattr(self, "reg", None)
         if reg is None:
@@ -991,9 +997,20 @@ class FactorModel(Recommender):
             )
         reg_bias = getattr(self, "reg_bias", None)
         per = np.full(self.n_factors_ + (self.user_bias_ is not None), float(reg))
+        reg_row, reg_bias_row = self._fixed_row_penalty()
+        base = np.full_like(per, reg_row)
         if self.user_bias_ is not None:
             per[-1] = float(reg if reg_bias is None else reg_bias)
-        return np.zeros_like(per), per
+            base[-1] = reg_bias_row
+        return base, per
+
+    def _fixed_row_penalty(self) -> tuple[float, float]:
+        """(reg_row, reg_bias_row): the count-aware part of the penalty, a fixed amount
+        per row on its factors and its bias (0, 0 for a model without one)."""
+        return (
+            float(getattr(self, "reg_row", 0.0) or 0.0),
+            float(getattr(self, "reg_bias_row", 0.0) or 0.0),
+        )
 
     def _check_fold_in(self) -> None:
         extra = sorted(set(self._fitted_arrays) - set(FactorModel._fitted_arrays))

@@ -89,6 +89,11 @@ class GradientDescentMF(FactorModel):
         Storage type of the parameters (gradients are accumulated in float64).
     patience : int or None, default None
         Early stopping on validation RMSE (see :class:`~mfrec.models.FunkSVD`).
+    validation_fraction : float in [0, 1), default 0.05
+        Without validation data and with ``patience`` set, hold out this seeded share
+        of the training ratings, find the best epoch count on it, then refit on all the
+        ratings for that many epochs (see :class:`~mfrec.models.BiasedMF`); 0: off
+        (``patience`` then needs validation data).
     n_threads : int or None, default None
         Threads for the gradient sweeps (None: all cores). Does not change the result.
 
@@ -116,6 +121,7 @@ class GradientDescentMF(FactorModel):
         "random_state": RandomStateConstraint(),
         "dtype": Options(("float32", "float64")),
         "patience": Integer(1, None, none_ok=True),
+        "validation_fraction": Real(0, 1, open_high=True),
         "n_threads": Integer(1, None, none_ok=True),
     }
 
@@ -134,6 +140,7 @@ class GradientDescentMF(FactorModel):
         dtype: str = "float32",
         patience: int | None = None,
         n_threads: int | None = None,
+        validation_fraction: float = 0.05,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -148,6 +155,7 @@ class GradientDescentMF(FactorModel):
         self.dtype = dtype
         self.patience = patience
         self.n_threads = n_threads
+        self.validation_fraction = validation_fraction
 
     def _intercept(self) -> float:
         return self.global_mean_ if self.biased else 0.0

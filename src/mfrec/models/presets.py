@@ -27,6 +27,9 @@ from mfrec.exceptions import ParameterError
 #: The rule the SGD presets were tuned with (before AdaGrad and early stopping became the
 #: defaults): pinned so that a preset keeps meaning what its search measured.
 _PLAIN_SGD: dict[str, Any] = {"optimizer": "sgd", "init_std": 0.1, "patience": None}
+#: The presets were tuned with the per-rating (weighted-lambda) penalty alone, before the
+#: count-aware part (``reg_row``, ``reg_bias_row``) became a default: pinned off.
+_PER_RATING: dict[str, Any] = {"reg_row": 0.0, "reg_bias_row": 0.0}
 
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # Best of 2 x 25-30 random draws, 5-fold CV on u1.base (validation RMSE 0.9114),
@@ -39,9 +42,16 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "reg_bias": 0.0075,
         "reg_implicit": 0.011,
         **_PLAIN_SGD,
+        **_PER_RATING,
     },
     # Best of 2 x 20-25 random draws, 5-fold CV on u1.base (validation RMSE 0.9236).
-    ("als", "ml-100k"): {"n_factors": 34, "n_epochs": 16, "reg": 0.14, "reg_bias": 0.0013},
+    ("als", "ml-100k"): {
+        "n_factors": 34,
+        "n_epochs": 16,
+        "reg": 0.14,
+        "reg_bias": 0.0013,
+        **_PER_RATING,
+    },
     # Best of 30 + 20 random draws, 5-fold CV on the 80% training part of
     # holdout:0.2 (seed 0) of ml-latest-small (validation RMSE 0.9035).
     ("svdpp", "ml-latest-small"): {
@@ -52,9 +62,16 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "reg_bias": 0.0082,
         "reg_implicit": 0.015,
         **_PLAIN_SGD,
+        **_PER_RATING,
     },
     # Best of 25 + 15 random draws, same data and protocol (validation RMSE 0.9110).
-    ("als", "ml-latest-small"): {"n_factors": 79, "n_epochs": 18, "reg": 0.099, "reg_bias": 0.094},
+    ("als", "ml-latest-small"): {
+        "n_factors": 79,
+        "n_epochs": 18,
+        "reg": 0.099,
+        "reg_bias": 0.094,
+        **_PER_RATING,
+    },
     # Three grids, 5-fold CV on u1.base: implicit none/user/item/both (0.9035, 0.9005,
     # 0.8901, 0.8891 at 10 factors, 400 samples), then n_factors 5/10/20 (0.8897, 0.8891,
     # 0.8905), then n_samples 200/400/800 (0.8899, 0.8891, 0.8883).
@@ -81,6 +98,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "lr": 0.007,
         "reg": 0.082,
         **_PLAIN_SGD,
+        **_PER_RATING,
     },
     ("biased-mf", "ml-latest-small"): {
         "n_factors": 200,
@@ -88,6 +106,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "lr": 0.007,
         "reg": 0.082,
         **_PLAIN_SGD,
+        **_PER_RATING,
     },
     # Best of 25 random draws, 5-fold CV on u1.base (validation RMSE 0.9310).
     ("funk-svd", "ml-100k"): {

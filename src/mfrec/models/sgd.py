@@ -67,6 +67,9 @@ class _SGDFactorModel(FactorModel):
         item_counts = train.item_counts().astype(np.float64)
         n = len(train)
         steps = (cast(self.lr), cast(self.reg), cast(lr_bias), cast(reg_bias))
+        reg_row, reg_bias_row = self._fixed_row_penalty()
+        extra_users = count_aware_penalty(user_counts, reg_row, reg_bias_row, dtype)
+        extra_items = count_aware_penalty(item_counts, reg_row, reg_bias_row, dtype)
         adaptive = self.optimizer == "adagrad"
         # Step-size accumulators (factor, bias) per row, starting at 1 as in LIBMF.
         n_acc = (n_users, n_items) if adaptive else (0, 0)
@@ -78,13 +81,14 @@ class _SGDFactorModel(FactorModel):
             sse = sgd_epoch_grouped(
                 *layout, self.n_strata, seeds, self.user_factors_, self.item_factors_,
                 bu, bi, mu, *steps, use_bias, acc_users, acc_items, adaptive,
+                extra_users, extra_items,
             )  # fmt: skip
-            penalty = self.reg * (
-                user_counts @ _row_sq(self.user_factors_)
-                + item_counts @ _row_sq(self.item_factors_)
-            )
+            sq_users, sq_items = _row_sq(self.user_factors_), _row_sq(self.item_factors_)
+            penalty = self.reg * (user_counts @ sq_users + item_counts @ sq_items)
+            penalty += reg_row * (sq_users.sum(dtype=np.float64) + sq_items.sum(dtype=np.float64))
             if use_bias:
                 penalty += reg_bias * (user_counts @ (bu * bu) + item_counts @ (bi * bi))
+                penalty += reg_bias_row * (bu @ bu + bi @ bi)
             return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
 
         # Tiny data on a busy machine: waking a thread pool every epoch costs far more
@@ -145,6 +149,18 @@ def init_factors(rng: np.random.Generator, shape: tuple[int, int], std: float, d
     draw = rng.standard_normal(shape, dtype=dtype if dtype in (np.float32, np.float64) else None)
     draw *= dtype.type(std)
     return draw
+
+
+def count_aware_penalty(
+    counts: np.ndarray, reg_row: float, reg_bias_row: float, dtype=np.float32
+) -> np.ndarray:
+    """(n_rows, 2): each row's fixed penalty (factors, bias) spread over its ratings,
+    ``(reg_row, reg_bias_row) / count`` -- the ``XU``/``XI`` of :mod:`mfrec.kernels.sgd`;
+    empty (0, 2) when both are 0 (the per-rating penalty alone)."""
+    if not (reg_row or reg_bias_row):
+        return np.zeros((0, 2), dtype=dtype)
+    inverse = 1.0 / np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+    return np.ascontiguousarray(np.outer(inverse, [reg_row, reg_bias_row]), dtype=dtype)
 
 
 def _row_sq(a: np.ndarray) -> np.ndarray:
@@ -271,8 +287,8 @@ class BiasedMF(_SGDFactorModel):
     The model of Koren, Bell & Volinsky (2009) and of Surprise's ``SVD``. The defaults
     (AdaGrad steps as LIBMF, a small initial scale, early stopping on a held-out slice)
     were chosen on a panel of data sets (docs/defaults.md); Surprise's ``SVD`` is
-    ``BiasedMF(optimizer="sgd", lr=0.005, reg=0.02, init_std=0.1, n_epochs=20,
-    patience=None)``.
+    ``BiasedMF(optimizer="sgd", lr=0.005, reg=0.02, reg_row=0, reg_bias_row=0,
+    init_std=0.1, n_epochs=20, patience=None)``.
 
     Parameters
     ----------
@@ -282,10 +298,21 @@ class BiasedMF(_SGDFactorModel):
     lr : float, default 0.05
         Step size of the factors (and of the biases unless ``lr_bias`` is set); with
         AdaGrad, the initial one.
-    reg : float, default 0.1
-        L2 regularisation of the factors (and of the biases unless ``reg_bias`` is set).
+    reg : float, default 0.05
+        L2 regularisation of the factors (and of the biases unless ``reg_bias`` is set),
+        per rating.
     lr_bias, reg_bias : float or None, default None
         Separate step size / regularisation for the biases.
+    reg_row, reg_bias_row : float, default 2 and 5
+        Count-aware regularisation: a fixed L2 penalty per user and per item row (on
+        the factors, on the bias), whatever its number of ratings, added to the
+        per-rating ``reg`` / ``reg_bias``. The objective gains ``reg_row/2 |p_u|^2 +
+        reg_bias_row/2 b_u^2`` per user (items alike), which SGD spreads over the row's
+        ratings (see :mod:`mfrec.kernels.sgd`). The per-rating penalty alone shrinks a
+        2-rating row by the same fraction as a 200-rating row; the fixed part shrinks
+        rare rows more, as the pseudo-counts of the bias baseline do (its ``reg_user``
+        / ``reg_item`` are such a ``reg_bias_row``). 0 and 0 give the per-rating penalty
+        alone (Surprise's, and mfrec's before this was the default; docs/defaults.md).
     init_std : float, default 0.01
     random_state : None, int or numpy Generator
     dtype : {"float32", "float64"}, default "float32"
@@ -311,10 +338,13 @@ class BiasedMF(_SGDFactorModel):
 
     name = "biased-mf"
     _biases = (True, True)
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {"reg_row": 0.0, "reg_bias_row": 0.0}
     _constraints: ClassVar[dict[str, Constraint]] = {
         **_SGD_CONSTRAINTS,
         "lr_bias": Real(0, 1, open_low=True, none_ok=True),
         "reg_bias": Real(0, None, none_ok=True),
+        "reg_row": Real(0, None),
+        "reg_bias_row": Real(0, None),
     }
 
     def __init__(
@@ -322,7 +352,7 @@ class BiasedMF(_SGDFactorModel):
         n_factors: int = 100,
         n_epochs: int = 100,
         lr: float = 0.05,
-        reg: float = 0.1,
+        reg: float = 0.05,
         lr_bias: float | None = None,
         reg_bias: float | None = None,
         init_std: float = 0.01,
@@ -333,6 +363,8 @@ class BiasedMF(_SGDFactorModel):
         n_threads: int | None = None,
         optimizer: str = "adagrad",
         validation_fraction: float = 0.05,
+        reg_row: float = 2.0,
+        reg_bias_row: float = 5.0,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -348,6 +380,8 @@ class BiasedMF(_SGDFactorModel):
         self.n_threads = n_threads
         self.optimizer = optimizer
         self.validation_fraction = validation_fraction
+        self.reg_row = reg_row
+        self.reg_bias_row = reg_bias_row
 
     def _bias_settings(self) -> tuple[float, float]:
         lr_bias = self.lr if self.lr_bias is None else self.lr_bias

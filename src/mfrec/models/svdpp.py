@@ -31,8 +31,8 @@ class SVDpp(FactorModel):
 
     The defaults (AdaGrad steps, a small initial scale, early stopping on a held-out
     slice) were chosen on a panel of data sets (docs/defaults.md); Surprise's ``SVDpp``
-    is ``SVDpp(optimizer="sgd", lr=0.007, reg=0.02, init_std=0.1, n_epochs=20,
-    patience=None)``. After ``fit``, ``user_factors_`` holds
+    is ``SVDpp(optimizer="sgd", lr=0.007, reg=0.02, reg_row=0, reg_bias_row=0,
+    init_std=0.1, n_epochs=20, patience=None)``. After ``fit``, ``user_factors_`` holds
     each user's effective factors ``p_u + |N(u)|^-1/2 sum y_j``, so scoring and
     ``recommend`` are those of a plain factor model.
 
@@ -44,12 +44,16 @@ class SVDpp(FactorModel):
     lr : float, default 0.05
         SGD step size of every parameter unless overridden below (with AdaGrad, the
         initial one).
-    reg : float, default 0.1
-        L2 regularisation of every parameter unless overridden below.
+    reg : float, default 0.05
+        L2 regularisation of every parameter unless overridden below, per rating.
     lr_bias, reg_bias : float or None, default None
         Step size / regularisation of the biases (None: ``lr`` / ``reg``).
     lr_implicit, reg_implicit : float or None, default None
         Step size / regularisation of the implicit factors ``y_j`` (None: ``lr`` / ``reg``).
+    reg_row, reg_bias_row : float, default 2 and 5
+        Count-aware regularisation of ``p_u``, ``q_i`` and the biases: a fixed penalty
+        per row whatever its number of ratings, on top of the per-rating ``reg`` /
+        ``reg_bias`` (see :class:`~mfrec.models.BiasedMF`); 0 and 0: per rating alone.
     init_std : float, default 0.01
         ``p_u``, ``q_i`` and ``y_j`` start as N(0, init_std^2); biases at 0.
     random_state : None, int or numpy Generator
@@ -97,6 +101,7 @@ class SVDpp(FactorModel):
 
     name = "svdpp"
     _biases = (True, True)
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {"reg_row": 0.0, "reg_bias_row": 0.0}
     _fitted_arrays: ClassVar[tuple[str, ...]] = (
         "user_factors_",
         "item_factors_",
@@ -113,6 +118,8 @@ class SVDpp(FactorModel):
         "reg_bias": Real(0, None, none_ok=True),
         "lr_implicit": Real(0, 1, open_low=True, none_ok=True),
         "reg_implicit": Real(0, None, none_ok=True),
+        "reg_row": Real(0, None),
+        "reg_bias_row": Real(0, None),
         "init_std": Real(0, None, open_low=True),
         "random_state": RandomStateConstraint(),
         "dtype": Options(("float32", "float64")),
@@ -126,7 +133,7 @@ class SVDpp(FactorModel):
         n_factors: int = 20,
         n_epochs: int = 100,
         lr: float = 0.05,
-        reg: float = 0.1,
+        reg: float = 0.05,
         lr_bias: float | None = None,
         reg_bias: float | None = None,
         lr_implicit: float | None = None,
@@ -137,6 +144,8 @@ class SVDpp(FactorModel):
         patience: int | None = 3,
         optimizer: str = "adagrad",
         validation_fraction: float = 0.05,
+        reg_row: float = 2.0,
+        reg_bias_row: float = 5.0,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -152,6 +161,8 @@ class SVDpp(FactorModel):
         self.patience = patience
         self.optimizer = optimizer
         self.validation_fraction = validation_fraction
+        self.reg_row = reg_row
+        self.reg_bias_row = reg_bias_row
 
     def _rates(self) -> tuple[float, float, float, float, float, float]:
         """(lr_bias, reg_bias, lr, reg, lr_implicit, reg_implicit) with None resolved."""
@@ -170,6 +181,7 @@ class SVDpp(FactorModel):
 
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
         from mfrec.kernels.svdpp import effective_user_factors, shuffle_epoch, svdpp_epoch
+        from mfrec.models.sgd import count_aware_penalty
 
         rng = check_random_state(self.random_state)
         dtype = np.dtype(self.dtype)
@@ -205,6 +217,9 @@ class SVDpp(FactorModel):
         n_u = user_counts.astype(np.float64)
         n_i = train.item_counts().astype(np.float64)
         w_y = np.bincount(items, weights=n_u[train.user_index[by_user]], minlength=n_items)
+        reg_row, reg_bias_row = float(self.reg_row), float(self.reg_bias_row)
+        extra_users = count_aware_penalty(n_u, reg_row, reg_bias_row, np.float64)
+        extra_items = count_aware_penalty(n_i, reg_row, reg_bias_row, np.float64)
         n = len(train)
 
         def refresh_user_factors() -> None:
@@ -216,7 +231,7 @@ class SVDpp(FactorModel):
                 indptr, items, values, user_order, order,
                 free, self.item_factors_, self.implicit_factors_,
                 self.user_bias_, self.item_bias_, mu, *rates,
-                acc_users, acc_items, acc_implicit, adaptive,
+                acc_users, acc_items, acc_implicit, adaptive, extra_users, extra_items,
             )  # fmt: skip
             # Scoring uses the effective factors: refresh them whenever the model can be
             # looked at (validation, a callback) and after the last epoch.
@@ -227,6 +242,8 @@ class SVDpp(FactorModel):
                 reg_bias * (n_u @ (bu * bu) + n_i @ (bi * bi))
                 + reg * (n_u @ _row_sq(free) + n_i @ _row_sq(self.item_factors_))
                 + reg_y * (w_y @ _row_sq(self.implicit_factors_))
+                + reg_bias_row * (bu @ bu + bi @ bi)
+                + reg_row * (_row_sq(free).sum() + _row_sq(self.item_factors_).sum())
             )
             return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
 

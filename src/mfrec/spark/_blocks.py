@@ -150,7 +150,8 @@ def solve_explicit(element: tuple, settings: dict) -> tuple:
         failed = als_solve_rows(
             in_block.indptr, in_block.cols, values, other,
             other_bias if use_bias else empty, settings["offset"], factors, bias,
-            settings["reg"], settings["reg_bias"], use_bias,
+            settings["reg"], settings["reg_bias"], use_bias, settings["reg_row"],
+            settings["reg_bias_row"],
         )  # fmt: skip
         sse = 0.0
         if settings["sse"]:
@@ -162,12 +163,12 @@ def solve_explicit(element: tuple, settings: dict) -> tuple:
                 )
             )  # fmt: skip
     counts = np.diff(in_block.indptr).astype(np.float64)
-    penalty = settings["reg"] * float(
-        counts @ np.einsum("ij,ij->i", factors, factors, dtype=np.float64)
-    )
+    squares = np.einsum("ij,ij->i", factors, factors, dtype=np.float64)
+    penalty = settings["reg"] * float(counts @ squares) + settings["reg_row"] * float(squares.sum())
     if use_bias:
         b64 = bias.astype(np.float64)
         penalty += settings["reg_bias"] * float(counts @ (b64 * b64))
+        penalty += settings["reg_bias_row"] * float(b64 @ b64)
     stats = {"failed": int(failed), "sse": sse, "penalty": penalty}
     return block, (factors, bias if use_bias else None, stats)
 

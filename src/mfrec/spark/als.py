@@ -216,8 +216,8 @@ def fit_als(
     callback : callable, optional
         Called with each epoch's history record; returning False stops training.
     **params
-        Other hyperparameters of the model (``reg_bias``, ``init_std``, ``dtype``,
-        ``cg_steps``).
+        Other hyperparameters of the model (``reg_bias``, ``reg_row``, ``reg_bias_row``,
+        ``init_std``, ``dtype``, ``cg_steps``).
 
     Returns
     -------
@@ -391,6 +391,7 @@ def _run_explicit(
         "offset": float(model.global_mean_) if use_bias else 0.0,
         "reg": float(model.reg),
         "reg_bias": float(model.reg if model.reg_bias is None else model.reg_bias),
+        **dict(zip(("reg_row", "reg_bias_row"), model._fixed_row_penalty(), strict=True)),
     }
 
     def epoch(_: int) -> dict[str, float]:
