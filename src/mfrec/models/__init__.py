@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mfrec._defaults import DEFAULT_MODEL
 from mfrec.exceptions import ParameterError
 from mfrec.models.adam import AdamMF
 from mfrec.models.als import ALS
@@ -47,6 +48,7 @@ def get_model_class(name: str) -> type[Recommender]:
 
 __all__ = [
     "ALS",
+    "DEFAULT_MODEL",
     "MODELS",
     "NMF",
     "AdamMF",
