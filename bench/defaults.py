@@ -16,7 +16,7 @@ The panel
 - the planted sets of ``PANEL_SYNTHETIC`` (:func:`mfrec.data.synthetic.make_ratings`),
   spanning density 0.1%..10%, ratings per user 5..500, noise, true rank (0..30),
   popularity skew, scale (integer 1..5, half stars 0.5..5, integer 1..10) and size
-  (10k..1M ratings); each split once, by a seeded uniform 80/20 holdout
+  (10k..2M ratings); each split once, by a seeded uniform 80/20 holdout
   (:func:`mfrec.data.split.holdout`, seed 0).
 
 The rows
@@ -108,9 +108,9 @@ PANEL_SYNTHETIC: dict[str, dict[str, Any]] = {
         "noise_std": 0.7, "popularity_exponent": 1.8, "activity_exponent": 1.0,
         "random_state": 2008,
     },
-    # The large set: 1M ratings, density 0.1%, 20 per user.
+    # The large set: 2M ratings, density 0.1%, 20 per user.
     "syn-large": {
-        "n_users": 50_000, "n_items": 20_000, "n_ratings": 1_000_000, "n_factors": 10,
+        "n_users": 100_000, "n_items": 20_000, "n_ratings": 2_000_000, "n_factors": 10,
         "noise_std": 0.8, "random_state": 2009,
     },
 }  # fmt: skip
