@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from mfrec._defaults import DEFAULT_MODEL
+
 logger = logging.getLogger("mfrec")
 
 DATA_HELP = (
@@ -387,7 +389,7 @@ def _model_options(func):
     func = click.option(
         "--model",
         "model_name",
-        default="biased-mf",
+        default=DEFAULT_MODEL,
         show_default=True,
         help="Model name (see `mfrec models`).",
     )(func)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mfrec._defaults import DEFAULT_MODEL
 from mfrec.cli._common import (
     CliError,
     _build_model,
@@ -23,7 +24,7 @@ from mfrec.cli._common import (
 
 @click.command()
 @click.option(
-    "--model", "model_name", default="biased-mf", show_default=True, help="Model to demonstrate."
+    "--model", "model_name", default=DEFAULT_MODEL, show_default=True, help="Model to demonstrate."
 )
 @click.option(
     "--param", "params", multiple=True, metavar="NAME=VALUE", help="A model hyperparameter."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from mfrec import persist
+from mfrec._defaults import DEFAULT_MODEL
 from mfrec.exceptions import ParameterError
 from mfrec.models.adam import AdamMF
 from mfrec.models.als import ALS
@@ -69,6 +70,7 @@ def load(path: str | os.PathLike[str]) -> Recommender:
 
 __all__ = [
     "ALS",
+    "DEFAULT_MODEL",
     "MODELS",
     "NMF",
     "AdamMF",

@@ -132,6 +132,7 @@ class Recommender:
             return self._biases
         biased = self.get_params().get("biased")
         return None if biased is None else (bool(biased), bool(biased))
+
     #: Hyperparameters added after model files were first written, with the value that
     #: reproduces how a model was trained before they existed: a file without them
     #: loads with these, not with today's defaults (see :func:`mfrec.persist.load`).
