@@ -15,11 +15,17 @@ else at the fallback settings below (the table says which):
   implicit terms add;
 - ``biased-mf``, ``svdpp``, ``als`` -- the SGD/ALS models, skipped with a note when not
   registered;
-- Surprise's ``SVDpp`` at its defaults, fitted on the same folds in the same run.
+- Surprise's ``SVDpp`` at its defaults, fitted on the same folds in the same run;
+- Surprise's ``SVDpp`` and ``SVD`` *tuned on u1.base*: the best of a grid searched by
+  ``bench/surprise_search.py`` with the protocol of mfrec's own presets (3-fold CV of
+  u1.base, the same folds); the settings are read from that search's JSON
+  (``SURPRISE_TUNED``), so the claim "mfrec beats Surprise" is also graded against a
+  Surprise given a tuning effort, not only against its defaults.
 
-The targets of issue 4, graded on the headline model named in ``HEADLINE`` before the
-run: u1.test RMSE <= 0.895 (published best 0.889), and the u1..u5 mean below Surprise's
-SVD++ (at Surprise's defaults, untuned: the table labels each row's settings).
+Every row's ``settings`` cell says where its settings came from. The targets of issue 4,
+graded on the headline model named in ``HEADLINE`` before the run: u1.test RMSE <= 0.895
+(published best 0.889), and the u1..u5 mean below Surprise's SVD++ -- graded twice,
+against SVD++ at its defaults and against SVD++ tuned on u1.base.
 
 Every model sees the same folds; predictions are clipped to 1..5. Each fold is fitted
 ``--repeats`` times per model with seeds shared between models: RMSE and MAE are means
@@ -33,11 +39,13 @@ before the run. Writes bench/results/frontier.json.
 from __future__ import annotations
 
 import argparse
+import json
 import warnings
 
 import numpy as np
 
 from _common import (
+    RESULTS,
     markdown_table,
     ml100k_folds,
     rmse_mae,
@@ -96,6 +104,34 @@ ROWS = [
 #: --quick: short chains and few epochs, to prove the script works end to end.
 QUICK = {"bayes-mf": {"n_samples": 20, "burn_in": 10}}
 SURPRISE_SVDPP = {"n_factors": 20, "n_epochs": 20, "lr_all": 0.007, "reg_all": 0.02}
+#: label -> (Surprise algorithm, the search round whose best settings the row uses). The
+#: rounds were searched on u1.base only (``bench/surprise_search.py``; commands in each
+#: JSON's ``command``), two small grids each: r1 lr_all x reg_all (SVD++ at 20 factors,
+#: SVD at 100, both 30 epochs); r1's best sat on the grid's edge, so r2 extended the
+#: grid beyond it, r1's best included (and still best).
+SURPRISE_TUNED = {
+    "Surprise SVD++ (tuned on u1.base)": (
+        "surprise-svdpp",
+        RESULTS / "searches" / "surprise_svdpp_ml-100k_r2.json",
+    ),
+    "Surprise SVD (tuned on u1.base)": (
+        "surprise-svd",
+        RESULTS / "searches" / "surprise_svd_ml-100k_r2.json",
+    ),
+}
+SURPRISE_DEFAULTS_LABEL = "Surprise SVD++ (defaults)"
+SURPRISE_TUNED_SVDPP_LABEL = "Surprise SVD++ (tuned on u1.base)"
+
+
+def surprise_tuned(path) -> tuple[dict, str]:
+    """The best settings of a recorded Surprise search round, and a label saying so."""
+    record = json.loads(path.read_text())
+    best = record["best"]
+    source = (
+        f"tuned on u1.base: the best of the {len(record['trials'])} settings of {path.name} "
+        f"({record['folds']}-fold CV RMSE {best['mean_rmse']:.4f}): {_describe(best['params'])}"
+    )
+    return dict(best["params"]), source
 
 
 def settings_for(model: str) -> tuple[dict, str]:
@@ -103,7 +139,7 @@ def settings_for(model: str) -> tuple[dict, str]:
     try:
         from mfrec.models.presets import preset
 
-        return preset(model, "ml-100k"), "preset ml-100k"
+        return preset(model, "ml-100k"), "mfrec preset ml-100k (tuned on u1.base)"
     except (ImportError, ParameterError):
         return dict(FALLBACK[model]), "no preset: fallback (" + _describe(FALLBACK[model]) + ")"
 
@@ -124,14 +160,19 @@ def main() -> None:
             continue
         params, source = settings_for(model)
         params.update(overrides)
+        if overrides:
+            source += ", changed: " + _describe(overrides)
         if args.quick:
             params.update(QUICK.get(model, {}))
         configs.append({"label": label, "model": model, "params": params, "source": source})
     if not args.no_surprise:
         configs.append(
-            {"label": "Surprise SVDpp", "model": "surprise-svdpp", "params": SURPRISE_SVDPP,
-             "source": "Surprise defaults"}
+            {"label": SURPRISE_DEFAULTS_LABEL, "model": "surprise-svdpp",
+             "params": SURPRISE_SVDPP, "source": "Surprise's defaults, untuned"}
         )  # fmt: skip
+        for label, (model, path) in SURPRISE_TUNED.items():
+            params, source = surprise_tuned(path)
+            configs.append({"label": label, "model": model, "params": params, "source": source})
 
     compile_seconds = {
         c["label"]: warm_up(lambda c=c: MODELS[c["model"]](**_tiny(c)))
@@ -208,14 +249,19 @@ def main() -> None:
             + ("stretch met" if u1 <= PUBLISHED_BEST else "met" if u1 <= TARGET else "not met")
             + "."
         )
-    if len(names) == 5 and not args.no_surprise:
-        peer = next(r for r in summary_rows if r["label"] == "Surprise SVDpp")["mean"]["rmse"]
-        lines.append(
-            f"u1..u5 mean: {best['mean']['rmse']:.4f} ({best['label']}, {best['source']}) vs "
-            f"Surprise SVD++ at its defaults, not tuned, {peer:.4f} -- "
-            + ("lower" if best["mean"]["rmse"] < peer else "not lower")
-            + "."
-        )
+    if not args.no_surprise:
+        # Graded on the folds run (the target is stated on u1..u5; a shorter run says so).
+        span = "u1..u5 mean" if len(names) == 5 else "/".join(names) + (" mean" * (len(names) > 1))
+        ours = best["mean"]["rmse"]
+        for label, what in (
+            (SURPRISE_DEFAULTS_LABEL, "Surprise SVD++ at its defaults, not tuned"),
+            (SURPRISE_TUNED_SVDPP_LABEL, "Surprise SVD++ tuned on u1.base"),
+        ):
+            peer = next(r for r in summary_rows if r["label"] == label)["mean"]["rmse"]
+            lines.append(
+                f"{span}: {ours:.4f} ({best['label']}, {best['source']}) vs {what}, "
+                f"{peer:.4f} -- " + ("lower" if ours < peer else "not lower") + "."
+            )
     if args.quick:
         lines.append("QUICK RUN: short chains, not representative.")
     lines += notes
@@ -236,10 +282,11 @@ def main() -> None:
 
 
 def _fit_and_score(config, fold, seed, trainset, testset):
-    if config["model"] == "surprise-svdpp":
-        from surprise import SVDpp as SurpriseSVDpp
+    if config["model"].startswith("surprise-"):
+        import surprise
 
-        algo = SurpriseSVDpp(**config["params"], random_state=seed)
+        cls = {"surprise-svdpp": surprise.SVDpp, "surprise-svd": surprise.SVD}[config["model"]]
+        algo = cls(**config["params"], random_state=seed)
         _, seconds = timed(lambda: algo.fit(trainset))
         predictions = algo.test(testset)
         truth = np.array([p.r_ui for p in predictions])

@@ -113,8 +113,11 @@ def test_demo_falls_back_to_synthetic(runner, tmp_path):
 
 
 def test_demo_starts_from_the_preset_and_beats_the_baselines(runner, tmp_path):
+    from mfrec.models.presets import preset
+
+    tuned = preset("biased-mf", "ml-100k")
     result = run(runner, "demo", "--out-dir", tmp_path / "demo")
-    assert "biased-mf (preset ml-100k: n_factors=200" in result.output
+    assert f"biased-mf (preset ml-100k: n_factors={tuned['n_factors']}," in result.output
     rmse = {
         line[:14].strip(): float(line[14:25])
         for line in result.output.splitlines()
@@ -123,7 +126,8 @@ def test_demo_starts_from_the_preset_and_beats_the_baselines(runner, tmp_path):
     assert rmse["biased-mf"] < rmse["bias only"] - 0.01 < rmse["global mean"]
     # --param overrides the preset's value; --preset none leaves the defaults.
     result = run(runner, "demo", "--out-dir", tmp_path / "d2", "--param", "n_epochs=2")
-    assert "n_factors=200, lr=0.007" in result.output and "n_epochs" not in result.output
+    shown = f"n_factors={tuned['n_factors']}, lr={tuned['lr']}"
+    assert shown in result.output and "n_epochs" not in result.output
     result = run(
         runner, "demo", "--out-dir", tmp_path / "d3", "--preset", "none", "--param", "n_epochs=2"
     )

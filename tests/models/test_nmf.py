@@ -34,7 +34,7 @@ class TestNMFConformance(ModelConformance):
         "biased": True,
         "init_low": 0.2,
         "init_high": 2.0,
-        "schedule": "alternating",
+        "schedule": "simultaneous",
         "dtype": "float64",
     }
     exempt = {
