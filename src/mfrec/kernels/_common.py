@@ -1,10 +1,16 @@
-"""What the kernels share: fastmath flags and a small seeded random generator.
+"""What the kernels share: fastmath flags, a small seeded random generator, the dynamic
+hand-out of tasks to threads and small dense solves.
 
 splitmix64 (Steele, Lea & Flood 2014) gives every block or row its own reproducible
 stream from one 64-bit seed, so shuffles and draws never depend on which thread runs
 them (house rule 5).
 """
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from numba import njit, types
 from numba.core import cgutils
@@ -50,16 +56,70 @@ def shuffle_pairs(a, b, start, stop, state):
 
 
 # -- dynamic hand-out of tasks to threads ------------------------------------------------
-# numba's OpenMP layer splits a prange statically: thread t gets the t-th equal slice, and
-# a thread the OS deschedules (another process wants the core) holds up the whole region.
-# Instead, ``for _ in prange(WORKER_LOOPS)`` runs worker loops that claim tasks from a
-# shared counter until none is left: each thread's first loop drains the queue with the
-# others (its later loops find it empty), and a slow or descheduled thread simply claims
-# fewer. (The loop count is a constant, not numba.get_num_threads(): that call compiles
-# to a process-specific address, which would stop the kernel from being cached.) Tasks write disjoint memory and per-task results are
-# reduced in task order afterwards, so results never depend on who ran what.
-#: Worker loops of a dynamic hand-out: at least the number of threads that can help.
-WORKER_LOOPS = 256
+# A parallel kernel is a plain ``@njit(nogil=True)`` *worker* that claims task numbers
+# from a shared counter until none is left (``while True: t = claim(counter, 0); if t >=
+# n_tasks: break; ...``), and :func:`run_workers` runs it on the calling thread and on
+# ``numba.get_num_threads() - 1`` threads of a small Python pool at once (the compiled
+# worker releases the GIL). A slow or descheduled thread simply claims fewer tasks, and
+# threads that have nothing to do wait on a lock (they never spin). Tasks write disjoint
+# memory and per-task results are reduced in task order afterwards, so results never
+# depend on who ran what. Why not numba's ``parallel=True``/``prange``: a parfor kernel
+# costs several times the compile of the same loop in a plain function (the parfor
+# passes, then LLVM on the outlined gufunc), and the first run paid it for every kernel
+# (docs/performance.md, "The first run").
+_pool = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _reset_pool():  # a forked child has none of its parent's threads
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pool)
+
+
+def _executor(n):
+    """The shared pool, with room for ``n`` helper threads (grown on demand)."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < n:
+            old = _pool
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="mfrec-kernel")
+            _pool_size = n
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def run_workers(worker, n_tasks, *args, threads=None):
+    """Run ``worker(counter, n_tasks, *args)`` on ``min(threads, n_tasks)`` threads (the
+    calling one included; ``threads`` defaults to ``numba.get_num_threads()``, which
+    :mod:`mfrec._threads` sets). ``counter`` is a fresh int64 array of one zero that the
+    workers claim tasks from (:func:`claim`); returns when every task is done.
+
+    The calling thread works too, so every task is done even when the pool's threads are
+    busy elsewhere; helpers that had not started when the tasks ran out are cancelled.
+    """
+    counter = np.zeros(1, dtype=np.int64)
+    if threads is None:
+        threads = numba.get_num_threads()
+    helpers = min(int(threads), int(n_tasks)) - 1
+    if helpers <= 0:
+        worker(counter, n_tasks, *args)
+        return
+    pool = _executor(helpers)
+    futures = [pool.submit(worker, counter, n_tasks, *args) for _ in range(helpers)]
+    try:
+        worker(counter, n_tasks, *args)
+    finally:
+        for future in futures:
+            future.cancel()
+        for future in futures:
+            if not future.cancelled():
+                future.result()
 
 
 @intrinsic

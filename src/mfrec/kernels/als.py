@@ -17,15 +17,15 @@ Items are solved the same way with the users fixed. Unbiased: a_i = q_i, t_i = r
 A row with fewer ratings than unknowns (a long-tail item) is solved through the
 equivalent n_u x n_u system instead (see :func:`_solve_dual`): same solution, far less work.
 
-Every row is solved on its own, rows in parallel (numba prange). Each row's sums run
+Every row is solved on its own, rows in parallel (:func:`~._common.run_workers`). Each row's sums run
 over its ratings in stored order, in float64, with no BLAS call (so no second thread
 pool can oversubscribe the cores): the result is the same on any number of threads.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import FAST, WORKER_LOOPS, cholesky_lower, claim, solve_lower, solve_lower_t
+from ._common import FAST, cholesky_lower, claim, run_workers, solve_lower, solve_lower_t
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)
@@ -82,7 +82,24 @@ def _gram_lower(design, gram):
 ROWS_PER_TASK = 8
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST)
+def _als_solve_rows_worker(
+    counter, n_tasks, indptr, cols, values, other_factors, other_bias, offset, factors, bias,
+    reg, reg_bias, use_bias, failed,
+):  # fmt: skip
+    n_rows = indptr.shape[0] - 1
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for r in range(task * ROWS_PER_TASK, min(n_rows, (task + 1) * ROWS_PER_TASK)):
+            if not _solve_row(
+                r, indptr, cols, values, other_factors, other_bias, offset, factors,
+                bias, reg, reg_bias, use_bias,
+            ):  # fmt: skip
+                failed[r] = 1
+
+
 def als_solve_rows(
     indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias, use_bias
 ):
@@ -96,21 +113,13 @@ def als_solve_rows(
     unequal amounts, and a thread the OS deschedules holds up only its own few rows.
     """
     n_rows = indptr.shape[0] - 1
-    n_tasks = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     failed = np.zeros(n_rows, dtype=np.int64)
-    counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(n_tasks, WORKER_LOOPS)):  # worker loops (see _common.claim)
-        while True:
-            task = claim(counter, 0)
-            if task >= n_tasks:
-                break
-            for r in range(task * ROWS_PER_TASK, min(n_rows, (task + 1) * ROWS_PER_TASK)):
-                if not _solve_row(
-                    r, indptr, cols, values, other_factors, other_bias, offset, factors,
-                    bias, reg, reg_bias, use_bias,
-                ):  # fmt: skip
-                    failed[r] = 1
-    return failed.sum()
+    n_tasks = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    run_workers(
+        _als_solve_rows_worker, n_tasks, indptr, cols, values, other_factors, other_bias,
+        offset, factors, bias, reg, reg_bias, use_bias, failed,
+    )  # fmt: skip
+    return int(failed.sum())
 
 
 @njit(cache=True, nogil=True, fastmath=FAST)

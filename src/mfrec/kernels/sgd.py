@@ -46,9 +46,9 @@ of 10M ratings, which misses the cache on every rating.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import FAST, claim, shuffle, shuffle_pairs
+from ._common import FAST, claim, run_workers, shuffle, shuffle_pairs
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, inline="always")
@@ -308,30 +308,32 @@ def _run_block(
     return sse
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
+def _sgd_blocks_worker(
+    counter, n_tasks, s0, s1, group_user, group_start, block_group_ptr, group_order, items,
+    ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive,
+    sse,
+):  # fmt: skip
+    # Sub-epochs s0 .. s1 - 1, one after the other; the n_tasks = n_strata blocks of
+    # sub-epoch s are claimed from counter[s - s0].
+    S = n_tasks
+    for s in range(s0, s1):
+        while True:
+            t = claim(counter, s - s0)
+            if t >= S:
+                break
+            b = t * S + (t + s) % S
+            sse[b] = _run_block(
+                b, group_user, group_start, block_group_ptr, group_order, items, ratings,
+                seeds[b], P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI,
+                adaptive,
+            )  # fmt: skip
+
+
 def sgd_epoch_grouped(
-    group_user,
-    group_start,
-    block_group_ptr,
-    group_order,
-    items,
-    ratings,
-    n_strata,
-    seeds,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    lr,
-    reg,
-    lr_bias,
-    reg_bias,
-    use_bias,
-    GU,
-    GI,
-    adaptive,
-):
+    group_user, group_start, block_group_ptr, group_order, items, ratings, n_strata, seeds, P,
+    Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive,
+):  # fmt: skip
     """One epoch of stratified parallel SGD over the grouped layout (module docstring).
 
     Group g holds the ratings ``items[group_start[g]:group_start[g + 1]]`` (and
@@ -340,49 +342,36 @@ def sgd_epoch_grouped(
     and ``group_order`` are reshuffled in place from ``seeds[b]``. Returns the sum of
     squared errors seen during the epoch.
     """
-    n_blocks = n_strata * n_strata
-    sse = np.zeros(n_blocks)
-    counter = np.zeros(n_strata, dtype=np.int64)  # blocks handed out, per sub-epoch
-    for s in range(n_strata):
-        # Threads claim the sub-epoch's blocks one at a time (:func:`~._common.claim`):
-        # a thread the OS deschedules delays one block, not a fixed share of them.
-        for _ in prange(n_strata):  # worker loops (see _common.claim)
-            while True:
-                t = claim(counter, s)
-                if t >= n_strata:
-                    break
-                b = t * n_strata + (t + s) % n_strata
-                sse[b] = _run_block(
-                    b,
-                    group_user,
-                    group_start,
-                    block_group_ptr,
-                    group_order,
-                    items,
-                    ratings,
-                    seeds[b],
-                    P,
-                    Q,
-                    bu,
-                    bi,
-                    mu,
-                    lr,
-                    reg,
-                    lr_bias,
-                    reg_bias,
-                    use_bias,
-                    GU,
-                    GI,
-                    adaptive,
-                )
+    import numba
+
+    S = int(n_strata)
+    sse = np.zeros(S * S)
+    args = (
+        group_user, group_start, block_group_ptr, group_order, items, ratings, seeds, P, Q, bu,
+        bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive, sse,
+    )  # fmt: skip
+    if numba.get_num_threads() == 1 or S == 1:
+        # One call for the whole epoch: no per-sub-epoch dispatch.
+        _sgd_blocks_worker(np.zeros(S, dtype=np.int64), S, 0, S, *args)
+    else:
+        for s in range(S):
+            # Threads claim the sub-epoch's blocks one at a time: a thread the OS
+            # deschedules delays one block, not a fixed share of them.
+            run_workers(_sgd_blocks_worker, S, s, s + 1, *args)
     return sse.sum()
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _place_blocks(users, items, ratings, block_start, item_stratum, offset, out_items, out_ratings):
+@njit(cache=True, nogil=True)
+def _place_blocks_worker(
+    counter, n_tasks, users, items, ratings, block_start, item_stratum, offset, out_items,
+    out_ratings,
+):  # fmt: skip
     # Block b owns the (user, item stratum) slots of its users and its own output
     # slice: blocks write disjoint memory.
-    for b in prange(block_start.shape[0] - 1):
+    while True:
+        b = claim(counter, 0)
+        if b >= n_tasks:
+            break
         for t in range(block_start[b], block_start[b + 1]):
             u = users[t]
             c = item_stratum[items[t]]
@@ -392,7 +381,6 @@ def _place_blocks(users, items, ratings, block_start, item_stratum, offset, out_
             offset[u, c] = p + 1
 
 
-@njit(cache=True, nogil=True)
 def build_layout(
     users, items, ratings, user_stratum, item_stratum, n_strata, out_items, out_ratings
 ):
@@ -404,6 +392,21 @@ def build_layout(
     into ``out_items``/``out_ratings``. Returns ``(group_user, group_start,
     block_group_ptr)`` as :func:`sgd_epoch_grouped` takes them.
     """
+    layout = _bucket_by_block(
+        users, items, ratings, user_stratum, item_stratum, n_strata, out_ratings
+    )
+    group_user, group_start, block_group_ptr, block_start, offset, *by_block = layout
+    # Then each block's ratings into its groups, blocks in parallel.
+    run_workers(
+        _place_blocks_worker, block_start.shape[0] - 1, *by_block, block_start, item_stratum,
+        offset, out_items, out_ratings,
+    )  # fmt: skip
+    return group_user, group_start, block_group_ptr
+
+
+@njit(cache=True, nogil=True)
+def _bucket_by_block(users, items, ratings, user_stratum, item_stratum, n_strata, out_ratings):
+    # build_layout up to the last scatter: the groups, and the ratings bucketed by block.
     n_users = user_stratum.shape[0]
     S = n_strata
     count = np.zeros((n_users, S), dtype=np.int64)
@@ -464,10 +467,16 @@ def build_layout(
         tmp_items[p] = items[t]
         tmp_ratings[p] = ratings[t]
         fill[b] = p + 1
-    _place_blocks(
-        tmp_users, tmp_items, tmp_ratings, block_start, item_stratum, offset, out_items, out_ratings
+    return (
+        group_user,
+        group_start,
+        block_group_ptr,
+        block_start,
+        offset,
+        tmp_users,
+        tmp_items,
+        tmp_ratings,
     )
-    return group_user, group_start, block_group_ptr
 
 
 def sgd_epoch_grouped_reference(

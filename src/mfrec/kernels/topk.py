@@ -4,9 +4,9 @@
 ranking: see its docstring for the error bound that makes this safe."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import WORKER_LOOPS, claim
+from ._common import claim, run_workers
 from .score import exact_score
 
 
@@ -80,7 +80,7 @@ def _heap_push(heap_s, heap_i, size, n, s, j):
 def _select_row(row, n, out_idx, out_scores):
     heap_s = np.empty(n, dtype=np.float32)
     heap_i = np.empty(n, dtype=np.int32)
-    size = 0
+    size = n - n  # zero, not the literal 0 (which would compile _heap_push twice)
     n_cols = row.shape[0]
     for c0 in range(0, n_cols, _CHUNK):
         c1 = min(c0 + _CHUNK, n_cols)
@@ -100,30 +100,36 @@ def _select_row(row, n, out_idx, out_scores):
         _sift_down(heap_s, heap_i, size, 0)
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
+def _topk_rows_worker(counter, n_tasks, scores, row_users, excl_indptr, excl_indices, out_idx, out_scores):  # fmt: skip
+    n = out_idx.shape[1]
+    can_exclude = excl_indptr.shape[0] > 1
+    n_rows = scores.shape[0]
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for r in range(task * 4, min(n_rows, (task + 1) * 4)):
+            u = row_users[r]
+            row = scores[r]
+            if can_exclude and u >= 0:
+                for p in range(excl_indptr[u], excl_indptr[u + 1]):
+                    row[excl_indices[p]] = -np.inf
+            _select_row(row, n, out_idx[r], out_scores[r])
+
+
 def topk_rows(scores, row_users, excl_indptr, excl_indices, out_idx, out_scores):
     """Best ``out_idx.shape[1]`` columns of each row of ``scores`` (modified in place:
     excluded entries are set to -inf). Row r excludes the columns
     ``excl_indices[excl_indptr[u]:excl_indptr[u+1]]`` of user ``u = row_users[r]``
     (``u < 0`` or an indptr of length 1 excludes nothing). Unfilled slots are left as
-    they were (callers pre-fill -1 / -inf)."""
-    n = out_idx.shape[1]
-    can_exclude = excl_indptr.shape[0] > 1
-    _n = scores.shape[0]
-    _tasks = (_n + 3) // 4
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            for r in range(_task * 4, min(_n, (_task + 1) * 4)):
-                u = row_users[r]
-                row = scores[r]
-                if can_exclude and u >= 0:
-                    for p in range(excl_indptr[u], excl_indptr[u + 1]):
-                        row[excl_indices[p]] = -np.inf
-                _select_row(row, n, out_idx[r], out_scores[r])
+    they were (callers pre-fill -1 / -inf). Rows are handed out four at a time
+    (:func:`~._common.run_workers`)."""
+    n_tasks = (scores.shape[0] + 3) // 4
+    run_workers(
+        _topk_rows_worker, n_tasks, scores, row_users, excl_indptr, excl_indices, out_idx,
+        out_scores,
+    )  # fmt: skip
 
 
 def topk_rows_reference(scores, row_users, excl_indptr, excl_indices, n):
@@ -218,7 +224,8 @@ def _rescore_rows(
                 if row[j] > -np.inf and row[j] >= threshold:
                     if m == cand.shape[0]:  # many near-ties: grow
                         grown = np.empty(min(row.shape[0], 2 * m), dtype=np.int32)
-                        grown[:m] = cand
+                        for q in range(m):  # (a slice assignment compiles seconds more)
+                            grown[q] = cand[q]
                         cand = grown
                     cand[m] = j
                     m += 1
@@ -229,24 +236,29 @@ def _rescore_rows(
         _select_exact(exact, cand[:m], n, out_idx[r], out_scores[r])
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
+def _topk_rescored_worker(
+    counter, n_tasks, approx, row_base, item_add, row_users, excl_indptr, excl_indices, slack,
+    P, Q, bu, bi, intercept, fallback, out_idx, out_scores,
+):  # fmt: skip
+    n_rows = approx.shape[0]
+    while True:
+        c = claim(counter, 0)
+        if c >= n_tasks:
+            break
+        r0 = c * n_rows // n_tasks
+        r1 = (c + 1) * n_rows // n_tasks
+        _rescore_rows(
+            approx[r0:r1], row_base[r0:r1], item_add, row_users[r0:r1], excl_indptr,
+            excl_indices, slack[r0:r1], P, Q, bu, bi, intercept, fallback, out_idx[r0:r1],
+            out_scores[r0:r1],
+        )  # fmt: skip
+
+
 def topk_rescored(
-    approx,
-    row_base,
-    item_add,
-    row_users,
-    excl_indptr,
-    excl_indices,
-    slack,
-    P,
-    Q,
-    bu,
-    bi,
-    intercept,
-    fallback,
-    out_idx,
-    out_scores,
-):
+    approx, row_base, item_add, row_users, excl_indptr, excl_indices, slack, P, Q, bu, bi,
+    intercept, fallback, out_idx, out_scores,
+):  # fmt: skip
     """Exact top-n per row, from approximate scores.
 
     ``approx[r] + row_base[r] + item_add`` (an empty ``item_add`` adds nothing; the sum
@@ -260,105 +272,58 @@ def topk_rescored(
     (exact score desc, item asc) gives the exact top-n whatever rounding the
     approximate scores had. Excluded items (as in :func:`topk_rows`) never enter.
     """
-    n_rows = approx.shape[0]
-    n_chunks = min(n_rows, 64)
-    _n = n_chunks
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            c = _task
-            r0 = c * n_rows // n_chunks
-            r1 = (c + 1) * n_rows // n_chunks
-            _rescore_rows(
-                approx[r0:r1],
-                row_base[r0:r1],
-                item_add,
-                row_users[r0:r1],
-                excl_indptr,
-                excl_indices,
-                slack[r0:r1],
-                P,
-                Q,
-                bu,
-                bi,
-                intercept,
-                fallback,
-                out_idx[r0:r1],
-                out_scores[r0:r1],
-            )
+    run_workers(
+        _topk_rescored_worker, min(approx.shape[0], 64), approx, row_base, item_add, row_users,
+        excl_indptr, excl_indices, slack, P, Q, bu, bi, intercept, fallback, out_idx, out_scores,
+    )  # fmt: skip
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
+def _recommend_exact_worker(
+    counter, n_tasks, P32, QT32, row_users, row_base, item_add, slack, excl_indptr,
+    excl_indices, P, Q, bu, bi, intercept, fallback, block_rows, out_idx, out_scores,
+):  # fmt: skip
+    n_rows = row_users.shape[0]
+    n_items = QT32.shape[1]
+    k = QT32.shape[0]
+    while True:
+        blk = claim(counter, 0)
+        if blk >= n_tasks:
+            break
+        r0 = blk * block_rows
+        r1 = min(r0 + block_rows, n_rows)
+        m = r1 - r0
+        pb = np.zeros((m, k), dtype=np.float32)
+        for r in range(m):
+            u = row_users[r0 + r]
+            if u >= 0:
+                for f in range(k):  # (a row assignment compiles seconds more)
+                    pb[r, f] = P32[u, f]
+        approx = np.dot(pb, QT32)
+        for r in range(m):
+            if row_users[r0 + r] < 0:
+                for j in range(n_items):
+                    approx[r, j] = np.float32(fallback[j]) - (
+                        item_add[j] if item_add.shape[0] > 0 else np.float32(0)
+                    )
+        _rescore_rows(
+            approx, row_base[r0:r1], item_add, row_users[r0:r1], excl_indptr, excl_indices,
+            slack[r0:r1], P, Q, bu, bi, intercept, fallback, out_idx[r0:r1], out_scores[r0:r1],
+        )  # fmt: skip
+
+
 def recommend_exact(
-    P32,
-    QT32,
-    row_users,
-    row_base,
-    item_add,
-    slack,
-    excl_indptr,
-    excl_indices,
-    P,
-    Q,
-    bu,
-    bi,
-    intercept,
-    fallback,
-    block_rows,
-    out_idx,
-    out_scores,
-):
+    P32, QT32, row_users, row_base, item_add, slack, excl_indptr, excl_indices, P, Q, bu, bi,
+    intercept, fallback, block_rows, out_idx, out_scores,
+):  # fmt: skip
     """Exact top-n for many users, each thread taking whole blocks of ``block_rows``
     users: one float32 matrix product per block (``np.dot``: BLAS, which the caller
     keeps single-threaded so that the two thread pools never compete for the cores),
     then :func:`topk_rescored`'s selection and exact rescoring on rows still in cache.
     Rows of unknown users (``row_users < 0``) are scored by ``fallback``."""
-    n_rows = row_users.shape[0]
-    n_items = QT32.shape[1]
-    k = QT32.shape[0]
-    n_blocks = (n_rows + block_rows - 1) // block_rows
-    _n = n_blocks
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            blk = _task
-            r0 = blk * block_rows
-            r1 = min(r0 + block_rows, n_rows)
-            m = r1 - r0
-            pb = np.zeros((m, k), dtype=np.float32)
-            for r in range(m):
-                u = row_users[r0 + r]
-                if u >= 0:
-                    pb[r] = P32[u]
-            approx = np.dot(pb, QT32)
-            for r in range(m):
-                if row_users[r0 + r] < 0:
-                    for j in range(n_items):
-                        approx[r, j] = np.float32(fallback[j]) - (
-                            item_add[j] if item_add.shape[0] > 0 else np.float32(0)
-                        )
-            _rescore_rows(
-                approx,
-                row_base[r0:r1],
-                item_add,
-                row_users[r0:r1],
-                excl_indptr,
-                excl_indices,
-                slack[r0:r1],
-                P,
-                Q,
-                bu,
-                bi,
-                intercept,
-                fallback,
-                out_idx[r0:r1],
-                out_scores[r0:r1],
-            )
+    n_blocks = (row_users.shape[0] + block_rows - 1) // block_rows
+    run_workers(
+        _recommend_exact_worker, n_blocks, P32, QT32, row_users, row_base, item_add, slack,
+        excl_indptr, excl_indices, P, Q, bu, bi, intercept, fallback, block_rows, out_idx,
+        out_scores,
+    )  # fmt: skip
