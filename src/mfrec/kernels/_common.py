@@ -23,7 +23,7 @@ FAST = {"reassoc", "contract", "nsz", "arcp"}
 _MASK = 0xFFFFFFFFFFFFFFFF
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def splitmix64(state):
     """Advance ``state`` (uint64) and return ``(state, 64 random bits)``."""
     state = (state + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(_MASK)
@@ -33,7 +33,7 @@ def splitmix64(state):
     return state, z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def shuffle(values, start, stop, state):
     """Fisher-Yates shuffle of values[start:stop]; returns the advanced state."""
     for t in range(stop - 1, start, -1):
@@ -43,7 +43,7 @@ def shuffle(values, start, stop, state):
     return state
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def shuffle_pairs(a, b, start, stop, state):
     """Shuffle a[start:stop] and b[start:stop] with the same permutation; returns the
     advanced state."""
@@ -94,32 +94,40 @@ def _executor(n):
         return _pool
 
 
-def run_workers(worker, n_tasks, *args, threads=None):
-    """Run ``worker(counter, n_tasks, *args)`` on ``min(threads, n_tasks)`` threads (the
-    calling one included; ``threads`` defaults to ``numba.get_num_threads()``, which
-    :mod:`mfrec._threads` sets). ``counter`` is a fresh int64 array of one zero that the
-    workers claim tasks from (:func:`claim`); returns when every task is done.
-
-    The calling thread works too, so every task is done even when the pool's threads are
-    busy elsewhere; helpers that had not started when the tasks ran out are cancelled.
-    """
-    counter = np.zeros(1, dtype=np.int64)
+def run_threads(work, n_tasks, threads=None):
+    """Call ``work()`` on ``min(threads, n_tasks)`` threads at once (the calling one
+    included; ``threads`` defaults to ``numba.get_num_threads()``) and return when all
+    calls have returned. ``work`` claims its tasks itself (a shared counter) until none
+    is left, so the calls may start late or not at all: helpers that had not started
+    when the calling thread's ``work()`` returned are cancelled, and the calling thread
+    works too, so every task is done even when the pool's threads are busy elsewhere."""
     if threads is None:
         threads = numba.get_num_threads()
     helpers = min(int(threads), int(n_tasks)) - 1
     if helpers <= 0:
-        worker(counter, n_tasks, *args)
+        work()
         return
     pool = _executor(helpers)
-    futures = [pool.submit(worker, counter, n_tasks, *args) for _ in range(helpers)]
+    futures = [pool.submit(work) for _ in range(helpers)]
     try:
-        worker(counter, n_tasks, *args)
+        work()
     finally:
         for future in futures:
             future.cancel()
         for future in futures:
             if not future.cancelled():
                 future.result()
+
+
+def run_workers(worker, n_tasks, *args, threads=None):
+    """Run ``worker(counter, n_tasks, *args)`` on ``min(threads, n_tasks)`` threads (the
+    calling one included; ``threads`` defaults to ``numba.get_num_threads()``, which
+    :mod:`mfrec._threads` sets). ``counter`` is a fresh int64 array of one zero that the
+    workers claim tasks from (:func:`claim`); returns when every task is done
+    (:func:`run_threads`). A compiled worker with ``nogil=True`` runs truly in parallel.
+    """
+    counter = np.zeros(1, dtype=np.int64)
+    run_threads(lambda: worker(counter, n_tasks, *args), n_tasks, threads)
 
 
 @intrinsic
@@ -136,7 +144,7 @@ def _fetch_add(typingctx, counter, index):
     return types.int64(counter, index), codegen
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
 def claim(counter, index):
     """The next unclaimed task number of ``counter[index]`` (int64 array; start at 0)."""
     return _fetch_add(counter, index)
@@ -144,7 +152,7 @@ def claim(counter, index):
 
 # -- dense symmetric positive definite solves (small d x d systems, one per row) ---------
 # Inlined into their callers, so they compile with the caller's fastmath flags.
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
 def cholesky_lower(A):
     """Overwrite the lower triangle of the symmetric positive definite ``A`` (only that
     triangle is read) with its Cholesky factor L, ``A = L L^T``. Returns False, with
@@ -166,7 +174,7 @@ def cholesky_lower(A):
     return True
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
 def solve_lower(L, b, out):
     """out = L^-1 b (forward substitution); ``out`` may be ``b``."""
     for i in range(L.shape[0]):
@@ -176,7 +184,7 @@ def solve_lower(L, b, out):
         out[i] = s / L[i, i]
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
 def solve_lower_t(L, x):
     """x = L^-T x in place (back substitution with the transpose of L)."""
     m = L.shape[0]

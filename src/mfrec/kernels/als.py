@@ -28,7 +28,7 @@ from numba import njit
 from ._common import FAST, cholesky_lower, claim, run_workers, solve_lower, solve_lower_t
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _cholesky_solve(A, b):
     """Solve A x = b for symmetric positive definite A (lower triangle used) in place:
     A becomes its Cholesky factor L, b becomes x. Returns False if A is not SPD."""
@@ -39,7 +39,7 @@ def _cholesky_solve(A, b):
     return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _gram_lower(design, gram):
     """Lower triangle of design @ design.T, four rows at a time (each load of a row of
     ``design`` feeds four accumulators; the inner loops vectorise)."""
@@ -82,7 +82,7 @@ def _gram_lower(design, gram):
 ROWS_PER_TASK = 8
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def _als_solve_rows_worker(
     counter, n_tasks, indptr, cols, values, other_factors, other_bias, offset, factors, bias,
     reg, reg_bias, use_bias, failed,
@@ -122,7 +122,7 @@ def als_solve_rows(
     return int(failed.sum())
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _solve_row(
     r, indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias,
     use_bias,
@@ -156,7 +156,7 @@ def _solve_row(
     return _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias):
     """x = (X^T X + diag(penalty))^-1 X^T t via the m x m normal equations."""
     m, n = design.shape
@@ -180,7 +180,7 @@ def _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias):
     return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias):
     """The same solution through the n x n system of a row with n < m ratings (the
     push-through identity, exact for a positive diagonal penalty D):
@@ -219,7 +219,7 @@ def _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias):
     return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def row_sse(indptr, cols, values, row_factors, col_factors, row_bias, col_bias, offset, use_bias):
     """Sum of squared errors of the current model over all ratings, summed per row in
     stored order and then over rows in order. Serial: it is O(n_ratings k), a small

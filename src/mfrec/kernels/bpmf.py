@@ -44,7 +44,7 @@ _MIX2 = 0x94D049BB133111EB
 _TWO_PI = 2.0 * np.pi
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _normal(state):
     """One standard normal (Box-Muller, cosine branch) from two uniforms in (0, 1)."""
     state, a = splitmix64(state)
@@ -54,7 +54,7 @@ def _normal(state):
     return state, np.sqrt(-2.0 * np.log(u1)) * np.cos(_TWO_PI * u2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def normal_stream(seed, n):
     """The first ``n`` standard normals of the stream seeded with ``seed`` (for tests)."""
     out = np.empty(n)
@@ -64,7 +64,7 @@ def normal_stream(seed, n):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _draw_gaussian(A, h, g, out):
     """out = A^-1 h + L^-T g where A = L L^T (A's lower triangle is overwritten by L).
 
@@ -81,7 +81,7 @@ def _draw_gaussian(A, h, g, out):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _sample_rows_worker(
     counter, n_tasks, indptr, cols, ratings, other, other_bias, offset, mu, alpha, prior_prec,
     prior_h, seeds, block_rows, out_factors, out_bias,
@@ -145,7 +145,7 @@ def sample_rows(
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def residuals(indptr, cols, ratings, row_vecs, col_vecs, row_bias, col_bias, mu, out):
     """out[t] = ratings[t] - (mu + b_r + b_c + row_vecs[r] . col_vecs[c]) for every CSR
     entry t = (r, c); returns the sum of squared residuals (summed per row, then over
@@ -170,7 +170,7 @@ def residuals(indptr, cols, ratings, row_vecs, col_vecs, row_bias, col_bias, mu,
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def implicit_pass(
     t_indptr,
     t_cols,
@@ -263,7 +263,7 @@ def implicit_pass(
                 work[t, 3] += delta * work[t, 0]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def scatter(X, mean):
     """sum_n (X[n] - mean)(X[n] - mean)^T, summed serially over n (BLAS may change
     its summation order with the thread count; this does not)."""
@@ -281,7 +281,7 @@ def scatter(X, mean):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _sample_moments_worker(counter, n_tasks, UF, IF, BU, BI, mu, users, items, mean_out, var_out):  # fmt: skip
     S = BU.shape[1]
     k = UF.shape[1] // S

@@ -23,7 +23,7 @@ from numba import njit
 from ._common import claim, run_workers
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _solve_row(indptr, indices, weights, weighted_targets, F, G, base, per, u, A, b, z):
     d = F.shape[1]
     for a in range(d):
@@ -73,7 +73,7 @@ def _solve_row(indptr, indices, weights, weighted_targets, F, G, base, per, u, A
         z[i] = s / A[i, i]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _ridge_rows_worker(
     counter, n_tasks, indptr, indices, weights, weighted_targets, F, G, base, per, out
 ):

@@ -26,7 +26,7 @@ from numba import njit
 from ._common import FAST, claim, run_workers
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def _masked_gradient_worker(
     counter, n_tasks, indptr, indices, values, A, B, a_bias, b_bias, mu, reg, reg_bias,
     reg_weight, grad_A, grad_a_bias, sse,
@@ -87,7 +87,7 @@ def masked_gradient(
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def batch_gradient(
     users, items, values, positions, P, Q, bu, bi, mu, grad_P, grad_Q, grad_bu, grad_bi
 ):

@@ -31,7 +31,14 @@ from ._common import FAST, claim, run_workers
 _ROWS_PER_CHUNK = 128
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _dot(a, b, k):
     acc = a[0] * b[0] - a[0] * b[0]  # zero of the arrays' type
     for f in range(k):
@@ -39,7 +46,7 @@ def _dot(a, b, k):
     return acc
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _cg_row(indptr, indices, extra, target, u, x, Y, G, cg_steps, r, p, Ap, scalar):
     k = x.shape[0]
     # r = b - A x = -(Y^T Y + reg I) x + sum_i (c p - (c - 1) y_i.x) y_i
@@ -79,7 +86,7 @@ def _cg_row(indptr, indices, extra, target, u, x, Y, G, cg_steps, r, p, Ap, scal
         rs_old = rs_new
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _cg_half_step_worker(counter, n_tasks, indptr, indices, extra, target, X, Y, G, cg_steps):
     n_rows, k = X.shape
     while True:
@@ -106,7 +113,7 @@ def cg_half_step(indptr, indices, extra, target, X, Y, G, cg_steps):
     run_workers(_cg_half_step_worker, n_chunks, indptr, indices, extra, target, X, Y, G, cg_steps)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _gram_partials_worker(counter, n_tasks, Y, chunk, out):
     n, k = Y.shape
     while True:
@@ -142,7 +149,7 @@ def gram(Y):
     return partials.sum(axis=0)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def _observed_loss_worker(counter, n_tasks, indptr, indices, extra, target, X, Y, out):
     n_rows, k = X.shape
     while True:

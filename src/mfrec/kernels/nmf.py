@@ -32,7 +32,7 @@ from numba import njit
 from ._common import FAST, claim, run_workers
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def _nmf_update_rows_worker(
     counter, n_tasks, indptr, indices, values, A, B, a_bias, b_bias, mu, reg, eps, sse
 ):
@@ -93,7 +93,7 @@ def nmf_update_rows(indptr, indices, values, A, B, a_bias, b_bias, mu, reg, eps,
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def _bias_update_rows_worker(
     counter, n_tasks, indptr, indices, values, A, B, a_bias, b_bias, mu, reg_bias
 ):

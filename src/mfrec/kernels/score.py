@@ -6,7 +6,7 @@ from numba import njit
 from ._common import claim, run_workers
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def exact_score(P, Q, bu, bi, intercept, u, i):
     """intercept + bu[u] + bi[i] + P[u] . Q[i] in float64, summed in factor order.
 
@@ -22,7 +22,7 @@ def exact_score(P, Q, bu, bi, intercept, u, i):
     return acc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _score_pairs_worker(counter, n_tasks, P, Q, bu, bi, intercept, users, items, out):
     n = users.shape[0]
     while True:
@@ -60,7 +60,7 @@ _GROUP = 4
 
 # No fastmath here: a fused multiply-add in one code path and not in another would
 # break "batch equals single" by one rounding.
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _score_group(P, QT, bu, bi, intercept, users, g0, g1, c0, c1, out):
     k = QT.shape[0]
     has_bu = bu.shape[0] > 0
@@ -99,7 +99,7 @@ def _score_group(P, QT, bu, bi, intercept, users, g0, g1, c0, c1, out):
                     row[j] += pf * q[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _score_block_worker(counter, n_tasks, P, QT, bu, bi, intercept, users, out):
     n_items = QT.shape[1]
     n_rows = users.shape[0]

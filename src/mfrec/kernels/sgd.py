@@ -51,7 +51,14 @@ from numba import njit
 from ._common import FAST, claim, run_workers, shuffle, shuffle_pairs
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg, lr_bias, reg_bias):
     """One rating's step (the update in the module docstring); returns the squared
     error of the prediction made before it."""
@@ -69,7 +76,14 @@ def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg, lr_bias, reg_bias):
     return np.float64(err) * np.float64(err)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _step_plain(pu, qi, r, mu, lr, reg):
     """:func:`_step_biased` without the biases (FunkSVD). The two are separate
     functions, and callers branch on ``use_bias`` outside their loops, because a
@@ -86,7 +100,14 @@ def _step_plain(pu, qi, r, mu, lr, reg):
     return np.float64(err) * np.float64(err)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _adagrad_factors(pu, qi, gu, gi, err, lr, reg):
     # LIBMF's row-wise AdaGrad step of p_u and q_i (module docstring); gu[0], gi[0]
     # are the rows' accumulators.
@@ -108,7 +129,14 @@ def _adagrad_factors(pu, qi, gu, gi, err, lr, reg):
     gi[0] += sq / k
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _step_biased_adagrad(pu, qi, gu, gi, u, i, r, bu, bi, mu, lr, reg, lr_bias, reg_bias):
     """:func:`_step_biased` with LIBMF's adaptive step sizes (module docstring)."""
     dot = mu - mu
@@ -125,7 +153,14 @@ def _step_biased_adagrad(pu, qi, gu, gi, u, i, r, bu, bi, mu, lr, reg, lr_bias, 
     return np.float64(err) * np.float64(err)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _step_plain_adagrad(pu, qi, gu, gi, r, mu, lr, reg):
     """:func:`_step_plain` with LIBMF's adaptive step sizes."""
     dot = mu - mu
@@ -136,7 +171,7 @@ def _step_plain_adagrad(pu, qi, gu, gi, r, mu, lr, reg):
     return np.float64(err) * np.float64(err)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _sgd_range(
     users,
     items,
@@ -189,7 +224,7 @@ def _sgd_range(
     return sse
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def sgd_epoch(
     users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
     GU, GI, adaptive,
@@ -221,7 +256,7 @@ def sgd_epoch(
     )
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _sgd_group(
     u, items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
     GU, GI, adaptive,
@@ -252,63 +287,7 @@ def _sgd_group(
     return sse
 
 
-@njit(cache=True, nogil=True)
-def _run_block(
-    b,
-    group_user,
-    group_start,
-    block_group_ptr,
-    group_order,
-    items,
-    ratings,
-    seed,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    lr,
-    reg,
-    lr_bias,
-    reg_bias,
-    use_bias,
-    GU,
-    GI,
-    adaptive,
-):
-    g0 = block_group_ptr[b]
-    g1 = block_group_ptr[b + 1]
-    state = shuffle(group_order, g0, g1, np.uint64(seed))  # the block's user groups
-    sse = 0.0
-    for t in range(g0, g1):
-        g = group_order[t]
-        start = group_start[g]
-        stop = group_start[g + 1]
-        state = shuffle_pairs(items, ratings, start, stop, state)
-        sse += _sgd_group(
-            group_user[g],
-            items,
-            ratings,
-            start,
-            stop,
-            P,
-            Q,
-            bu,
-            bi,
-            mu,
-            lr,
-            reg,
-            lr_bias,
-            reg_bias,
-            use_bias,
-            GU,
-            GI,
-            adaptive,
-        )
-    return sse
-
-
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _sgd_blocks_worker(
     counter, n_tasks, s0, s1, group_user, group_start, block_group_ptr, group_order, items,
     ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive,
@@ -323,11 +302,20 @@ def _sgd_blocks_worker(
             if t >= S:
                 break
             b = t * S + (t + s) % S
-            sse[b] = _run_block(
-                b, group_user, group_start, block_group_ptr, group_order, items, ratings,
-                seeds[b], P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI,
-                adaptive,
-            )  # fmt: skip
+            g0 = block_group_ptr[b]
+            g1 = block_group_ptr[b + 1]
+            state = shuffle(group_order, g0, g1, np.uint64(seeds[b]))  # the block's groups
+            block_sse = 0.0
+            for q in range(g0, g1):
+                g = group_order[q]
+                start = group_start[g]
+                stop = group_start[g + 1]
+                state = shuffle_pairs(items, ratings, start, stop, state)
+                block_sse += _sgd_group(
+                    group_user[g], items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg,
+                    lr_bias, reg_bias, use_bias, GU, GI, adaptive,
+                )  # fmt: skip
+            sse[b] = block_sse
 
 
 def sgd_epoch_grouped(
@@ -361,7 +349,7 @@ def sgd_epoch_grouped(
     return sse.sum()
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _place_blocks_worker(
     counter, n_tasks, users, items, ratings, block_start, item_stratum, offset, out_items,
     out_ratings,
@@ -404,7 +392,7 @@ def build_layout(
     return group_user, group_start, block_group_ptr
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _bucket_by_block(users, items, ratings, user_stratum, item_stratum, n_strata, out_ratings):
     # build_layout up to the last scatter: the groups, and the ratings bucketed by block.
     n_users = user_stratum.shape[0]

@@ -67,7 +67,7 @@ from numba import njit
 from ._common import FAST, claim, run_workers, shuffle
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def shuffle_epoch(indptr, user_order, order, seed):
     """Reshuffle, in place and driven by ``seed`` alone, the user order and each user's
     rating positions ``order[indptr[u]:indptr[u + 1]]``."""
@@ -77,7 +77,7 @@ def shuffle_epoch(indptr, user_order, order, seed):
         state = shuffle(order, indptr[u], indptr[u + 1], state)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def svdpp_epoch(
     indptr,
     items,
@@ -188,7 +188,7 @@ def svdpp_epoch(
     return sse
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _effective_user_factors_worker(counter, n_tasks, indptr, items, P, Y, out):
     k = P.shape[1]
     n = indptr.shape[0] - 1

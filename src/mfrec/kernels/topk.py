@@ -3,14 +3,16 @@
 :func:`topk_rescored` selects from approximate (BLAS) scores and returns the exact
 ranking: see its docstring for the error bound that makes this safe."""
 
+import itertools
+
 import numpy as np
 from numba import njit
 
-from ._common import claim, run_workers
+from ._common import claim, run_threads, run_workers
 from .score import exact_score
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _sift_down(heap_s, heap_i, size, pos):
     # Min-heap on (score, -index): the root is the worst kept item; among equal scores
     # the higher index is worse, so ties resolve to the lower item index.
@@ -40,7 +42,7 @@ def _sift_down(heap_s, heap_i, size, pos):
 _CHUNK = 32
 
 
-@njit(cache=True, nogil=True, fastmath={"nnan"})
+@njit(cache=True, nogil=True, fastmath={"nnan"}, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _chunk_max(row, start, stop):
     # Max is exact in any order; "nnan" only lets LLVM vectorise it (scores are never
     # NaN: excluded items are -inf, and training stops before factors turn NaN).
@@ -51,7 +53,7 @@ def _chunk_max(row, start, stop):
     return m
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _heap_push(heap_s, heap_i, size, n, s, j):
     """Offer (s, j) to the min-heap of the n best; returns the new size."""
     if size < n:
@@ -76,7 +78,7 @@ def _heap_push(heap_s, heap_i, size, n, s, j):
     return size
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _select_row(row, n, out_idx, out_scores):
     heap_s = np.empty(n, dtype=np.float32)
     heap_i = np.empty(n, dtype=np.int32)
@@ -100,7 +102,7 @@ def _select_row(row, n, out_idx, out_scores):
         _sift_down(heap_s, heap_i, size, 0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _topk_rows_worker(counter, n_tasks, scores, row_users, excl_indptr, excl_indices, out_idx, out_scores):  # fmt: skip
     n = out_idx.shape[1]
     can_exclude = excl_indptr.shape[0] > 1
@@ -148,7 +150,7 @@ def topk_rows_reference(scores, row_users, excl_indptr, excl_indices, n):
     return out_idx, out_scores
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _select_exact(scores, ids, n, out_idx, out_scores):
     # Best n of (scores desc, ids asc); ids arrive in increasing order, so a stable
     # insertion into a sorted buffer of size n keeps the lower id first among equals.
@@ -174,7 +176,7 @@ def _select_exact(scores, ids, n, out_idx, out_scores):
         out_scores[r] = best_s[r]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _rescore_rows(
     approx,
     row_base,
@@ -209,8 +211,11 @@ def _rescore_rows(
         if can_exclude and u >= 0:
             for p in range(excl_indptr[u], excl_indptr[u + 1]):
                 row[excl_indices[p]] = -np.inf
-        heap_i = np.full(n, -1, dtype=np.int32)
-        heap_s = np.full(n, -np.inf, dtype=np.float32)
+        heap_i = np.empty(n, dtype=np.int32)
+        heap_s = np.empty(n, dtype=np.float32)
+        for q in range(n):  # (np.full would compile its own implementations)
+            heap_i[q] = -1
+            heap_s[q] = -np.inf
         _select_row(row, n, heap_i, heap_s)
         threshold = heap_s[n - 1] - slack[r] if heap_i[n - 1] >= 0 else -np.inf
         # Candidates: every item at or above the threshold (usually about n of them).
@@ -236,7 +241,7 @@ def _rescore_rows(
         _select_exact(exact, cand[:m], n, out_idx[r], out_scores[r])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _topk_rescored_worker(
     counter, n_tasks, approx, row_base, item_add, row_users, excl_indptr, excl_indices, slack,
     P, Q, bu, bi, intercept, fallback, out_idx, out_scores,
@@ -278,40 +283,6 @@ def topk_rescored(
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
-def _recommend_exact_worker(
-    counter, n_tasks, P32, QT32, row_users, row_base, item_add, slack, excl_indptr,
-    excl_indices, P, Q, bu, bi, intercept, fallback, block_rows, out_idx, out_scores,
-):  # fmt: skip
-    n_rows = row_users.shape[0]
-    n_items = QT32.shape[1]
-    k = QT32.shape[0]
-    while True:
-        blk = claim(counter, 0)
-        if blk >= n_tasks:
-            break
-        r0 = blk * block_rows
-        r1 = min(r0 + block_rows, n_rows)
-        m = r1 - r0
-        pb = np.zeros((m, k), dtype=np.float32)
-        for r in range(m):
-            u = row_users[r0 + r]
-            if u >= 0:
-                for f in range(k):  # (a row assignment compiles seconds more)
-                    pb[r, f] = P32[u, f]
-        approx = np.dot(pb, QT32)
-        for r in range(m):
-            if row_users[r0 + r] < 0:
-                for j in range(n_items):
-                    approx[r, j] = np.float32(fallback[j]) - (
-                        item_add[j] if item_add.shape[0] > 0 else np.float32(0)
-                    )
-        _rescore_rows(
-            approx, row_base[r0:r1], item_add, row_users[r0:r1], excl_indptr, excl_indices,
-            slack[r0:r1], P, Q, bu, bi, intercept, fallback, out_idx[r0:r1], out_scores[r0:r1],
-        )  # fmt: skip
-
-
 def recommend_exact(
     P32, QT32, row_users, row_base, item_add, slack, excl_indptr, excl_indices, P, Q, bu, bi,
     intercept, fallback, block_rows, out_idx, out_scores,
@@ -321,9 +292,33 @@ def recommend_exact(
     keeps single-threaded so that the two thread pools never compete for the cores),
     then :func:`topk_rescored`'s selection and exact rescoring on rows still in cache.
     Rows of unknown users (``row_users < 0``) are scored by ``fallback``."""
-    n_blocks = (row_users.shape[0] + block_rows - 1) // block_rows
-    run_workers(
-        _recommend_exact_worker, n_blocks, P32, QT32, row_users, row_base, item_add, slack,
-        excl_indptr, excl_indices, P, Q, bu, bi, intercept, fallback, block_rows, out_idx,
-        out_scores,
-    )  # fmt: skip
+    n_rows = row_users.shape[0]
+    n_blocks = (n_rows + block_rows - 1) // block_rows
+    # The product is numpy's (it releases the GIL); only the selection is compiled, so a
+    # first recommend does not compile numba's BLAS binding and a second parallel kernel.
+    # The approximate scores need not match any other product bit for bit: the exact
+    # rescoring bounds their error whatever it is.
+    fallback32 = fallback.astype(np.float32)
+    if item_add.shape[0] > 0:
+        fallback32 = fallback32 - item_add
+    blocks = itertools.count()  # next() is atomic under the GIL
+
+    def work():
+        while (blk := next(blocks)) < n_blocks:
+            r0 = blk * block_rows
+            r1 = min(r0 + block_rows, n_rows)
+            users = row_users[r0:r1]
+            known = users >= 0
+            if known.all():
+                approx = P32[users] @ QT32
+            else:
+                approx = np.empty((r1 - r0, QT32.shape[1]), dtype=np.float32)
+                approx[known] = P32[users[known]] @ QT32
+                approx[~known] = fallback32
+            _rescore_rows(
+                approx, row_base[r0:r1], item_add, users, excl_indptr, excl_indices,
+                slack[r0:r1], P, Q, bu, bi, intercept, fallback, out_idx[r0:r1],
+                out_scores[r0:r1],
+            )  # fmt: skip
+
+    run_threads(work, n_blocks)
