@@ -93,10 +93,37 @@ def _als_solve_rows_worker(
         if task >= n_tasks:
             break
         for r in range(task * ROWS_PER_TASK, min(n_rows, (task + 1) * ROWS_PER_TASK)):
-            if not _solve_row(
-                r, indptr, cols, values, other_factors, other_bias, offset, factors,
-                bias, reg, reg_bias, use_bias,
-            ):  # fmt: skip
+            # Row r's solve (one function with the loop: each call level re-optimises
+            # everything below it when compiled). A row without ratings is left alone.
+            start = indptr[r]
+            stop = indptr[r + 1]
+            n = stop - start
+            if n == 0:
+                continue
+            k = factors.shape[1]
+            m = k + 1 if use_bias else k
+            # Design matrix, transposed (m x n) so that each Gram entry is a contiguous dot.
+            design = np.empty((m, n))
+            targets = np.empty(n)
+            for t in range(n):
+                c = cols[start + t]
+                target = values[start + t] - offset
+                if use_bias:
+                    target -= other_bias[c]
+                    design[k, t] = 1.0
+                for f in range(k):
+                    design[f, t] = other_factors[c, f]
+                targets[t] = target
+            penalty = np.empty(m)
+            for f in range(m):
+                penalty[f] = reg * n
+            if use_bias:
+                penalty[k] = reg_bias * n
+            if n < m and (not use_bias or reg_bias > 0.0):
+                ok = _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias)
+            else:
+                ok = _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
+            if not ok:
                 failed[r] = 1
 
 
@@ -120,40 +147,6 @@ def als_solve_rows(
         offset, factors, bias, reg, reg_bias, use_bias, failed,
     )  # fmt: skip
     return int(failed.sum())
-
-
-@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _solve_row(
-    r, indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias,
-    use_bias,
-):  # fmt: skip
-    """Row r's solve (see :func:`als_solve_rows`); False if its system was not positive
-    definite. A row without ratings is left alone."""
-    start = indptr[r]
-    stop = indptr[r + 1]
-    n = stop - start
-    if n == 0:
-        return True
-    k = factors.shape[1]
-    m = k + 1 if use_bias else k
-    # Design matrix, transposed (m x n) so that each Gram entry is a contiguous dot.
-    design = np.empty((m, n))
-    targets = np.empty(n)
-    for t in range(n):
-        c = cols[start + t]
-        target = values[start + t] - offset
-        if use_bias:
-            target -= other_bias[c]
-            design[k, t] = 1.0
-        for f in range(k):
-            design[f, t] = other_factors[c, f]
-        targets[t] = target
-    penalty = np.full(m, reg * n)
-    if use_bias:
-        penalty[k] = reg_bias * n
-    if n < m and (not use_bias or reg_bias > 0.0):
-        return _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias)
-    return _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
