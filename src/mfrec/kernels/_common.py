@@ -94,19 +94,25 @@ def _executor(n):
         return _pool
 
 
-def run_threads(work, n_tasks, threads=None):
+def run_threads(work, n_tasks, threads=None, prepare=None):
     """Call ``work()`` on ``min(threads, n_tasks)`` threads at once (the calling one
     included; ``threads`` defaults to ``numba.get_num_threads()``) and return when all
     calls have returned. ``work`` claims its tasks itself (a shared counter) until none
     is left, so the calls may start late or not at all: helpers that had not started
     when the calling thread's ``work()`` returned are cancelled, and the calling thread
-    works too, so every task is done even when the pool's threads are busy elsewhere."""
+    works too, so every task is done even when the pool's threads are busy elsewhere.
+
+    ``prepare()``, when given, runs on the calling thread before any helper starts: it
+    compiles (or loads) the kernels ``work`` calls, so that a first run compiles on the
+    thread that :func:`mfrec._compile.watch_compiles` watches, not on a helper."""
     if threads is None:
         threads = numba.get_num_threads()
     helpers = min(int(threads), int(n_tasks)) - 1
     if helpers <= 0:
         work()
         return
+    if prepare is not None:
+        prepare()
     pool = _executor(helpers)
     futures = [pool.submit(work) for _ in range(helpers)]
     try:
@@ -127,7 +133,11 @@ def run_workers(worker, n_tasks, *args, threads=None):
     (:func:`run_threads`). A compiled worker with ``nogil=True`` runs truly in parallel.
     """
     counter = np.zeros(1, dtype=np.int64)
-    run_threads(lambda: worker(counter, n_tasks, *args), n_tasks, threads)
+    done = np.full(1, n_tasks, dtype=np.int64)  # a call with it claims nothing: it compiles
+    run_threads(
+        lambda: worker(counter, n_tasks, *args), n_tasks, threads,
+        prepare=lambda: worker(done, n_tasks, *args),
+    )  # fmt: skip
 
 
 @intrinsic

@@ -321,4 +321,11 @@ def recommend_exact(
                 out_scores[r0:r1],
             )  # fmt: skip
 
-    run_threads(work, n_blocks)
+    def prepare():  # compile the selection on this thread (see run_threads)
+        _rescore_rows(
+            np.empty((0, QT32.shape[1]), dtype=np.float32), row_base[:0], item_add,
+            row_users[:0], excl_indptr, excl_indices, slack[:0], P, Q, bu, bi, intercept,
+            fallback, out_idx[:0], out_scores[:0],
+        )  # fmt: skip
+
+    run_threads(work, n_blocks, prepare=prepare)
