@@ -101,3 +101,15 @@ def test_a_parallel_kernel_compiles_on_the_watched_thread():
         run_workers(worker, len(out), out, threads=4)
     assert watch.kernels == ["test_compile.worker"]
     assert out.tolist() == [2 * t + 1 for t in range(len(out))]
+
+
+def test_typical_compile_seconds_name_registered_models():
+    """The first-run estimate is looked up by model name: a renamed model must not
+    silently fall back to the default."""
+    from mfrec._compile import TYPICAL_SECONDS
+    from mfrec.models import get_model_class
+
+    assert TYPICAL_SECONDS
+    for name, seconds in TYPICAL_SECONDS.items():
+        assert get_model_class(name).name == name
+        assert seconds >= 1
