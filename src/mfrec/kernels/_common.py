@@ -75,29 +75,28 @@ def shuffle_pairs(a, b, start, stop, state):
 # passes, then LLVM on the outlined gufunc), and the first run paid it for every kernel
 # (docs/performance.md, "The first run").
 _pool = None
-_pool_size = 0
 _pool_lock = threading.Lock()
 
 
 def _reset_pool():  # a forked child has none of its parent's threads
-    global _pool, _pool_size
-    _pool, _pool_size = None, 0
+    global _pool
+    _pool = None
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_pool)
 
 
-def _executor(n):
-    """The shared pool, with room for ``n`` helper threads (grown on demand)."""
-    global _pool, _pool_size
+def _executor():
+    """The shared pool: one helper per thread numba may use beyond the caller's
+    (``NUMBA_NUM_THREADS - 1``; its threads start on demand). Never replaced while the
+    process lives, so concurrent callers always submit to a live pool; a call that asks
+    for more helpers than it has just queues the extra ones (they find no task left)."""
+    global _pool
     with _pool_lock:
-        if _pool is None or _pool_size < n:
-            old = _pool
-            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="mfrec-kernel")
-            _pool_size = n
-            if old is not None:
-                old.shutdown(wait=False)
+        if _pool is None:
+            size = max(1, int(numba.config.NUMBA_NUM_THREADS) - 1)
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="mfrec-kernel")
         return _pool
 
 
@@ -120,7 +119,7 @@ def run_threads(work, n_tasks, threads=None, prepare=None):
         return
     if prepare is not None:
         prepare()
-    pool = _executor(helpers)
+    pool = _executor()
     futures = [pool.submit(work) for _ in range(helpers)]
     try:
         work()
