@@ -78,3 +78,38 @@ def test_fit_seconds_leave_the_compile_out():
     assert model.fit_seconds_ < model.compile_seconds_  # the fit itself is microseconds
     assert model.fit_seconds_ + model.compile_seconds_ <= wall
     assert GlobalMean().fit(ratings).compile_seconds_ == 0.0
+
+
+def test_a_parallel_kernel_compiles_on_the_watched_thread():
+    """run_workers compiles a worker on the calling thread before its helpers start, so a
+    first parallel run's compile is counted (and kept out of fit_seconds_); every task
+    runs exactly once, on more threads than there are cores too."""
+    from numba import njit
+
+    from mfrec.kernels._common import claim, run_workers
+
+    @njit(nogil=True)
+    def worker(counter, n_tasks, out):  # defined per call: never compiled before
+        while True:
+            t = claim(counter, 0)
+            if t >= n_tasks:
+                break
+            out[t] += 2 * t + 1
+
+    out = np.zeros(500)
+    with watch_compiles() as watch:
+        run_workers(worker, len(out), out, threads=4)
+    assert watch.kernels == ["test_compile.worker"]
+    assert out.tolist() == [2 * t + 1 for t in range(len(out))]
+
+
+def test_typical_compile_seconds_name_registered_models():
+    """The first-run estimate is looked up by model name: a renamed model must not
+    silently fall back to the default."""
+    from mfrec._compile import TYPICAL_SECONDS
+    from mfrec.models import get_model_class
+
+    assert TYPICAL_SECONDS
+    for name, seconds in TYPICAL_SECONDS.items():
+        assert get_model_class(name).name == name
+        assert seconds >= 1

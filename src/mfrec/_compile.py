@@ -27,11 +27,25 @@ from typing import Any
 
 logger = logging.getLogger("mfrec.compile")
 
-#: Typical cold compile of a model's fit kernels, in seconds, on a 2-core x86-64 machine
-#: (bench/coldstart.py; CPU seconds of one compile, which load barely changes). Used only
-#: for the "about N s" of the first-run message.
-TYPICAL_SECONDS: dict[str, float] = {}
-_DEFAULT_SECONDS = 5.0
+#: Typical cold compile of a model's fit kernels, in seconds, on a 2-core x86-64 machine:
+#: ``fit_compile_cpu_s`` of ``python bench/coldstart.py`` (CPU seconds inside numba's
+#: compile events during the fit, which load barely changes; a quiet machine's wall time
+#: is about the same, a busy one's longer), rounded to whole seconds, at least 1. Measured
+#: at commit 4c379bf (load 11-16). Used only for the "about N s" of the first-run
+#: message; models that compile nothing to fit (svd, bias, global-mean) are not listed.
+TYPICAL_SECONDS: dict[str, float] = {
+    "biased-mf": 3.0,
+    "funk-svd": 4.0,
+    "svdpp": 2.0,
+    "als": 4.0,
+    "implicit-als": 2.0,
+    "bayes-mf": 2.0,
+    "nmf": 1.0,
+    "gd-mf": 1.0,
+    "adam-mf": 1.0,
+}
+#: For a model not listed above (a user's subclass): the most any listed model takes.
+_DEFAULT_SECONDS = 4.0
 
 
 @dataclass

@@ -158,3 +158,29 @@ def test_rescored_topk_is_exact_under_any_error_within_the_bound(
         assert out_idx[r, : len(order)].tolist() == order.tolist()
         assert np.array_equal(out_scores[r, : len(order)], exact[r, order].astype(np.float32))
         assert np.all(out_idx[r, len(order) :] == -1)
+
+
+def test_parallel_kernels_called_from_several_threads_at_once():
+    """The kernels' thread pool is shared: calls from several Python threads at once (the
+    HTTP service makes them) each get every one of their own tasks done, once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mfrec.kernels.score import score_pairs, score_pairs_reference
+
+    rng = np.random.default_rng(0)
+    P = rng.standard_normal((300, 8)).astype(np.float32)
+    Q = rng.standard_normal((200, 8)).astype(np.float32)
+    bu = rng.standard_normal(300).astype(np.float32)
+    bi = rng.standard_normal(200).astype(np.float32)
+
+    def call(seed):
+        r = np.random.default_rng(seed)
+        users = r.integers(0, 300, 5000).astype(np.int32)
+        items = r.integers(0, 200, 5000).astype(np.int32)
+        out = np.full(5000, np.nan)
+        score_pairs(P, Q, bu, bi, 3.5, users, items, out)
+        expected = score_pairs_reference(P, Q, bu, bi, 3.5, users, items)
+        return np.allclose(out, expected, rtol=1e-12, atol=1e-9)
+
+    with ThreadPoolExecutor(6) as callers:
+        assert all(callers.map(call, range(24)))

@@ -4,16 +4,17 @@ Each kernel keeps a short NumPy/Python reference beside it (``*_reference``) and
 tests check that they agree. Kernels compile with ``cache=True`` so the cost is paid
 once per machine; they are imported lazily, only by the code that needs them.
 
-Waiting threads sleep instead of spinning. numba's threading layer here is usually GNU
-OpenMP, whose idle workers spin for up to ~300,000 iterations (milliseconds) after every
-parallel region before they sleep. On a quiet machine that saves a wake-up; on a busy
-one the spinning threads take the cores from the thread that has work left -- and from
-the other processes -- and mfrec's parallel fits ran 5-20x slower than one thread
-(docs/performance.md). Measured under load, the passive policy beat a short spin
-(GOMP_SPINCOUNT=1000 or 10000) too; on a quiet machine a wake-up costs microseconds per
-parallel region, which the work-size rule in ``mfrec._threads`` keeps negligible. libgomp reads these variables once, when it loads (on numba's first parallel
-launch), so they are set here, before any kernel module is imported; a value the user
-has set is kept.
+Parallel kernels are plain compiled workers (``nogil=True``) run on a small Python
+thread pool (:func:`mfrec.kernels._common.run_workers`), not numba parfors: a parfor
+costs several times the compile of the same loop, and the first run paid it for every
+kernel. The pool's idle threads wait on a lock; they never spin.
+
+numba's own threading layer is still started when mfrec sets the thread count
+(``numba.set_num_threads``). It is usually GNU OpenMP, whose idle workers spin for up to
+~300,000 iterations (milliseconds) before they sleep, taking the cores from other
+processes; libgomp reads its wait policy once, when it loads, so ``OMP_WAIT_POLICY`` is
+set to ``PASSIVE`` here, before any kernel module is imported; a value the user has set
+(or ``GOMP_SPINCOUNT``) is kept.
 """
 
 import os
@@ -33,7 +34,9 @@ import threading as _threading
 
 from numba.core import event as _event
 
-HINT_SECONDS = 5.0
+# A first compile outside any fit is a first top-N or prediction: its selection and
+# scoring kernels take about 2 s of CPU (bench/coldstart.py, compile_cpu_s - fit's).
+HINT_SECONDS = 2.0
 _log = _logging.getLogger("mfrec.compile")
 _depth = _threading.local()
 _announced = _threading.Event()

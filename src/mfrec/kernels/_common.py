@@ -1,10 +1,16 @@
-"""What the kernels share: fastmath flags and a small seeded random generator.
+"""What the kernels share: fastmath flags, a small seeded random generator, the dynamic
+hand-out of tasks to threads and small dense solves.
 
 splitmix64 (Steele, Lea & Flood 2014) gives every block or row its own reproducible
 stream from one 64-bit seed, so shuffles and draws never depend on which thread runs
 them (house rule 5).
 """
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from numba import njit, types
 from numba.core import cgutils
@@ -16,8 +22,15 @@ FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 _MASK = 0xFFFFFFFFFFFFFFFF
 
+# Compile options. numba builds, for every compiled function, a C-callable wrapper and a
+# CPython wrapper (which unboxes each argument): together about a fifth of a cold
+# compile. No kernel's C address is ever taken, so every kernel has
+# ``no_cfunc_wrapper=True``; helpers that only other kernels call (their names start
+# with ``_`` and are not workers) have ``no_cpython_wrapper=True`` too. Such a helper
+# must never be called from Python: without its wrapper, the call crashes the process.
 
-@njit(cache=True, nogil=True)
+
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def splitmix64(state):
     """Advance ``state`` (uint64) and return ``(state, 64 random bits)``."""
     state = (state + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(_MASK)
@@ -27,7 +40,7 @@ def splitmix64(state):
     return state, z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def shuffle(values, start, stop, state):
     """Fisher-Yates shuffle of values[start:stop]; returns the advanced state."""
     for t in range(stop - 1, start, -1):
@@ -37,7 +50,7 @@ def shuffle(values, start, stop, state):
     return state
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def shuffle_pairs(a, b, start, stop, state):
     """Shuffle a[start:stop] and b[start:stop] with the same permutation; returns the
     advanced state."""
@@ -50,16 +63,87 @@ def shuffle_pairs(a, b, start, stop, state):
 
 
 # -- dynamic hand-out of tasks to threads ------------------------------------------------
-# numba's OpenMP layer splits a prange statically: thread t gets the t-th equal slice, and
-# a thread the OS deschedules (another process wants the core) holds up the whole region.
-# Instead, ``for _ in prange(WORKER_LOOPS)`` runs worker loops that claim tasks from a
-# shared counter until none is left: each thread's first loop drains the queue with the
-# others (its later loops find it empty), and a slow or descheduled thread simply claims
-# fewer. (The loop count is a constant, not numba.get_num_threads(): that call compiles
-# to a process-specific address, which would stop the kernel from being cached.) Tasks write disjoint memory and per-task results are
-# reduced in task order afterwards, so results never depend on who ran what.
-#: Worker loops of a dynamic hand-out: at least the number of threads that can help.
-WORKER_LOOPS = 256
+# A parallel kernel is a plain ``@njit(nogil=True)`` *worker* that claims task numbers
+# from a shared counter until none is left (``while True: t = claim(counter, 0); if t >=
+# n_tasks: break; ...``), and :func:`run_workers` runs it on the calling thread and on
+# ``numba.get_num_threads() - 1`` threads of a small Python pool at once (the compiled
+# worker releases the GIL). A slow or descheduled thread simply claims fewer tasks, and
+# threads that have nothing to do wait on a lock (they never spin). Tasks write disjoint
+# memory and per-task results are reduced in task order afterwards, so results never
+# depend on who ran what. Why not numba's ``parallel=True``/``prange``: a parfor kernel
+# costs several times the compile of the same loop in a plain function (the parfor
+# passes, then LLVM on the outlined gufunc), and the first run paid it for every kernel
+# (docs/performance.md, "The first run").
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _reset_pool():  # a forked child has none of its parent's threads
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pool)
+
+
+def _executor():
+    """The shared pool: one helper per thread numba may use beyond the caller's
+    (``NUMBA_NUM_THREADS - 1``; its threads start on demand). Never replaced while the
+    process lives, so concurrent callers always submit to a live pool; a call that asks
+    for more helpers than it has just queues the extra ones (they find no task left)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            size = max(1, int(numba.config.NUMBA_NUM_THREADS) - 1)
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="mfrec-kernel")
+        return _pool
+
+
+def run_threads(work, n_tasks, threads=None, prepare=None):
+    """Call ``work()`` on ``min(threads, n_tasks)`` threads at once (the calling one
+    included; ``threads`` defaults to ``numba.get_num_threads()``) and return when all
+    calls have returned. ``work`` claims its tasks itself (a shared counter) until none
+    is left, so the calls may start late or not at all: helpers that had not started
+    when the calling thread's ``work()`` returned are cancelled, and the calling thread
+    works too, so every task is done even when the pool's threads are busy elsewhere.
+
+    ``prepare()``, when given, runs on the calling thread before any helper starts: it
+    compiles (or loads) the kernels ``work`` calls, so that a first run compiles on the
+    thread that :func:`mfrec._compile.watch_compiles` watches, not on a helper."""
+    if threads is None:
+        threads = numba.get_num_threads()
+    helpers = min(int(threads), int(n_tasks)) - 1
+    if helpers <= 0:
+        work()
+        return
+    if prepare is not None:
+        prepare()
+    pool = _executor()
+    futures = [pool.submit(work) for _ in range(helpers)]
+    try:
+        work()
+    finally:
+        for future in futures:
+            future.cancel()
+        for future in futures:
+            if not future.cancelled():
+                future.result()
+
+
+def run_workers(worker, n_tasks, *args, threads=None):
+    """Run ``worker(counter, n_tasks, *args)`` on ``min(threads, n_tasks)`` threads (the
+    calling one included; ``threads`` defaults to ``numba.get_num_threads()``, which
+    :mod:`mfrec._threads` sets). ``counter`` is a fresh int64 array of one zero that the
+    workers claim tasks from (:func:`claim`); returns when every task is done
+    (:func:`run_threads`). A compiled worker with ``nogil=True`` runs truly in parallel.
+    """
+    counter = np.zeros(1, dtype=np.int64)
+    done = np.full(1, n_tasks, dtype=np.int64)  # a call with it claims nothing: it compiles
+    run_threads(
+        lambda: worker(counter, n_tasks, *args), n_tasks, threads,
+        prepare=lambda: worker(done, n_tasks, *args),
+    )  # fmt: skip
 
 
 @intrinsic
@@ -76,7 +160,7 @@ def _fetch_add(typingctx, counter, index):
     return types.int64(counter, index), codegen
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
 def claim(counter, index):
     """The next unclaimed task number of ``counter[index]`` (int64 array; start at 0)."""
     return _fetch_add(counter, index)
@@ -84,7 +168,7 @@ def claim(counter, index):
 
 # -- dense symmetric positive definite solves (small d x d systems, one per row) ---------
 # Inlined into their callers, so they compile with the caller's fastmath flags.
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
 def cholesky_lower(A):
     """Overwrite the lower triangle of the symmetric positive definite ``A`` (only that
     triangle is read) with its Cholesky factor L, ``A = L L^T``. Returns False, with
@@ -106,7 +190,7 @@ def cholesky_lower(A):
     return True
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
 def solve_lower(L, b, out):
     """out = L^-1 b (forward substitution); ``out`` may be ``b``."""
     for i in range(L.shape[0]):
@@ -116,7 +200,7 @@ def solve_lower(L, b, out):
         out[i] = s / L[i, i]
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
 def solve_lower_t(L, x):
     """x = L^-T x in place (back substitution with the transpose of L)."""
     m = L.shape[0]

@@ -21,18 +21,18 @@ Items are solved the same way with the users fixed. Unbiased: a_i = q_i, t_i = r
 A row with fewer ratings than unknowns (a long-tail item) is solved through the
 equivalent n_u x n_u system instead (see :func:`_solve_dual`): same solution, far less work.
 
-Every row is solved on its own, rows in parallel (numba prange). Each row's sums run
+Every row is solved on its own, rows in parallel (:func:`~._common.run_workers`). Each row's sums run
 over its ratings in stored order, in float64, with no BLAS call (so no second thread
 pool can oversubscribe the cores): the result is the same on any number of threads.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import FAST, WORKER_LOOPS, cholesky_lower, claim, solve_lower, solve_lower_t
+from ._common import FAST, cholesky_lower, claim, run_workers, solve_lower, solve_lower_t
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _cholesky_solve(A, b):
     """Solve A x = b for symmetric positive definite A (lower triangle used) in place:
     A becomes its Cholesky factor L, b becomes x. Returns False if A is not SPD."""
@@ -43,7 +43,7 @@ def _cholesky_solve(A, b):
     return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _gram_lower(design, gram):
     """Lower triangle of design @ design.T, four rows at a time (each load of a row of
     ``design`` feeds four accumulators; the inner loops vectorise)."""
@@ -86,7 +86,51 @@ def _gram_lower(design, gram):
 ROWS_PER_TASK = 8
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
+def _als_solve_rows_worker(
+    counter, n_tasks, indptr, cols, values, other_factors, other_bias, offset, factors, bias,
+    reg, reg_bias, use_bias, reg_row, reg_bias_row, failed,
+):  # fmt: skip
+    n_rows = indptr.shape[0] - 1
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for r in range(task * ROWS_PER_TASK, min(n_rows, (task + 1) * ROWS_PER_TASK)):
+            # Row r's solve (one function with the loop: each call level re-optimises
+            # everything below it when compiled). A row without ratings is left alone.
+            start = indptr[r]
+            stop = indptr[r + 1]
+            n = stop - start
+            if n == 0:
+                continue
+            k = factors.shape[1]
+            m = k + 1 if use_bias else k
+            # Design matrix, transposed (m x n) so that each Gram entry is a contiguous dot.
+            design = np.empty((m, n))
+            targets = np.empty(n)
+            for t in range(n):
+                c = cols[start + t]
+                target = values[start + t] - offset
+                if use_bias:
+                    target -= other_bias[c]
+                    design[k, t] = 1.0
+                for f in range(k):
+                    design[f, t] = other_factors[c, f]
+                targets[t] = target
+            penalty = np.empty(m)
+            for f in range(m):
+                penalty[f] = reg * n + reg_row
+            if use_bias:
+                penalty[k] = reg_bias * n + reg_bias_row
+            if n < m and (not use_bias or penalty[k] > 0.0):
+                ok = _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias)
+            else:
+                ok = _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
+            if not ok:
+                failed[r] = 1
+
+
 def als_solve_rows(
     indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias,
     use_bias, reg_row, reg_bias_row,
@@ -101,58 +145,16 @@ def als_solve_rows(
     unequal amounts, and a thread the OS deschedules holds up only its own few rows.
     """
     n_rows = indptr.shape[0] - 1
-    n_tasks = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     failed = np.zeros(n_rows, dtype=np.int64)
-    counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(n_tasks, WORKER_LOOPS)):  # worker loops (see _common.claim)
-        while True:
-            task = claim(counter, 0)
-            if task >= n_tasks:
-                break
-            for r in range(task * ROWS_PER_TASK, min(n_rows, (task + 1) * ROWS_PER_TASK)):
-                if not _solve_row(
-                    r, indptr, cols, values, other_factors, other_bias, offset, factors,
-                    bias, reg, reg_bias, use_bias, reg_row, reg_bias_row,
-                ):  # fmt: skip
-                    failed[r] = 1
-    return failed.sum()
+    n_tasks = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    run_workers(
+        _als_solve_rows_worker, n_tasks, indptr, cols, values, other_factors, other_bias,
+        offset, factors, bias, reg, reg_bias, use_bias, reg_row, reg_bias_row, failed,
+    )  # fmt: skip
+    return int(failed.sum())
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
-def _solve_row(
-    r, indptr, cols, values, other_factors, other_bias, offset, factors, bias, reg, reg_bias,
-    use_bias, reg_row, reg_bias_row,
-):  # fmt: skip
-    """Row r's solve (see :func:`als_solve_rows`); False if its system was not positive
-    definite. A row without ratings is left alone."""
-    start = indptr[r]
-    stop = indptr[r + 1]
-    n = stop - start
-    if n == 0:
-        return True
-    k = factors.shape[1]
-    m = k + 1 if use_bias else k
-    # Design matrix, transposed (m x n) so that each Gram entry is a contiguous dot.
-    design = np.empty((m, n))
-    targets = np.empty(n)
-    for t in range(n):
-        c = cols[start + t]
-        target = values[start + t] - offset
-        if use_bias:
-            target -= other_bias[c]
-            design[k, t] = 1.0
-        for f in range(k):
-            design[f, t] = other_factors[c, f]
-        targets[t] = target
-    penalty = np.full(m, reg * n + reg_row)
-    if use_bias:
-        penalty[k] = reg_bias * n + reg_bias_row
-    if n < m and (not use_bias or penalty[k] > 0.0):
-        return _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias)
-    return _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
-
-
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias):
     """x = (X^T X + diag(penalty))^-1 X^T t via the m x m normal equations."""
     m, n = design.shape
@@ -176,7 +178,7 @@ def _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias):
     return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias):
     """The same solution through the n x n system of a row with n < m ratings (the
     push-through identity, exact for a positive diagonal penalty D):
@@ -215,7 +217,7 @@ def _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias):
     return True
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def row_sse(indptr, cols, values, row_factors, col_factors, row_bias, col_bias, offset, use_bias):
     """Sum of squared errors of the current model over all ratings, summed per row in
     stored order and then over rows in order. Serial: it is O(n_ratings k), a small

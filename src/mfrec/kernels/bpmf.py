@@ -31,9 +31,9 @@ depends on the seeds, never on the number of threads or on scheduling.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import WORKER_LOOPS, cholesky_lower, claim, solve_lower, solve_lower_t, splitmix64
+from ._common import cholesky_lower, claim, run_workers, solve_lower, solve_lower_t, splitmix64
 
 # splitmix64 constants, for the independent pure-Python reference below.
 _MASK = 0xFFFFFFFFFFFFFFFF
@@ -44,7 +44,7 @@ _MIX2 = 0x94D049BB133111EB
 _TWO_PI = 2.0 * np.pi
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _normal(state):
     """One standard normal (Box-Muller, cosine branch) from two uniforms in (0, 1)."""
     state, a = splitmix64(state)
@@ -54,7 +54,7 @@ def _normal(state):
     return state, np.sqrt(-2.0 * np.log(u1)) * np.cos(_TWO_PI * u2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def normal_stream(seed, n):
     """The first ``n`` standard normals of the stream seeded with ``seed`` (for tests)."""
     out = np.empty(n)
@@ -64,7 +64,7 @@ def normal_stream(seed, n):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _draw_gaussian(A, h, g, out):
     """out = A^-1 h + L^-T g where A = L L^T (A's lower triangle is overwritten by L).
 
@@ -81,23 +81,54 @@ def _draw_gaussian(A, h, g, out):
     return True
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _sample_rows_worker(
+    counter, n_tasks, indptr, cols, ratings, other, other_bias, offset, mu, alpha, prior_prec,
+    prior_h, seeds, block_rows, out_factors, out_bias,
+):  # fmt: skip
+    n_rows = indptr.shape[0] - 1
+    k = other.shape[1]
+    d = k + 1
+    while True:
+        b = claim(counter, 0)
+        if b >= n_tasks:
+            break
+        A = np.empty((d, d))
+        h = np.empty(d)
+        w = np.empty(d)
+        g = np.empty(d)
+        x = np.empty(d)
+        state = np.uint64(seeds[b])
+        for r in range(b * block_rows, min((b + 1) * block_rows, n_rows)):
+            for a in range(d):
+                h[a] = prior_h[a]
+                for c in range(a + 1):
+                    A[a, c] = prior_prec[a, c]
+            for t in range(indptr[r], indptr[r + 1]):
+                col = cols[t]
+                target = ratings[t] - mu - other_bias[col]
+                for f in range(k):
+                    w[f] = other[col, f]
+                    target -= offset[r, f] * w[f]
+                w[k] = 1.0
+                target *= alpha
+                for a in range(d):
+                    h[a] += w[a] * target
+                    wa = alpha * w[a]
+                    for c in range(a + 1):  # lower triangle only
+                        A[a, c] += wa * w[c]
+            for a in range(d):
+                state, g[a] = _normal(state)
+            _draw_gaussian(A, h, g, x)
+            for f in range(k):
+                out_factors[r, f] = x[f]
+            out_bias[r] = x[k]
+
+
 def sample_rows(
-    indptr,
-    cols,
-    ratings,
-    other,
-    other_bias,
-    offset,
-    mu,
-    alpha,
-    prior_prec,
-    prior_h,
-    seeds,
-    block_rows,
-    out_factors,
-    out_bias,
-):
+    indptr, cols, ratings, other, other_bias, offset, mu, alpha, prior_prec, prior_h, seeds,
+    block_rows, out_factors, out_bias,
+):  # fmt: skip
     """Draw every row's (factors, bias) from its Gaussian conditional (module docstring).
 
     Row r's ratings are ``ratings[indptr[r]:indptr[r+1]]`` of columns ``cols[...]``;
@@ -107,52 +138,14 @@ def sample_rows(
     prior mean. Rows are taken in blocks of ``block_rows``; block b draws its normals
     from ``seeds[b]``. Writes ``out_factors`` (n_rows x k) and ``out_bias``.
     """
-    n_rows = indptr.shape[0] - 1
-    k = other.shape[1]
-    d = k + 1
-    n_blocks = (n_rows + block_rows - 1) // block_rows
-    _n = n_blocks
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            b = _task
-            A = np.empty((d, d))
-            h = np.empty(d)
-            w = np.empty(d)
-            g = np.empty(d)
-            x = np.empty(d)
-            state = np.uint64(seeds[b])
-            for r in range(b * block_rows, min((b + 1) * block_rows, n_rows)):
-                for a in range(d):
-                    h[a] = prior_h[a]
-                    for c in range(a + 1):
-                        A[a, c] = prior_prec[a, c]
-                for t in range(indptr[r], indptr[r + 1]):
-                    col = cols[t]
-                    target = ratings[t] - mu - other_bias[col]
-                    for f in range(k):
-                        w[f] = other[col, f]
-                        target -= offset[r, f] * w[f]
-                    w[k] = 1.0
-                    target *= alpha
-                    for a in range(d):
-                        h[a] += w[a] * target
-                        wa = alpha * w[a]
-                        for c in range(a + 1):  # lower triangle only
-                            A[a, c] += wa * w[c]
-                for a in range(d):
-                    state, g[a] = _normal(state)
-                _draw_gaussian(A, h, g, x)
-                for f in range(k):
-                    out_factors[r, f] = x[f]
-                out_bias[r] = x[k]
+    n_blocks = (indptr.shape[0] - 1 + block_rows - 1) // block_rows
+    run_workers(
+        _sample_rows_worker, n_blocks, indptr, cols, ratings, other, other_bias, offset, mu,
+        alpha, prior_prec, prior_h, seeds, block_rows, out_factors, out_bias,
+    )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def residuals(indptr, cols, ratings, row_vecs, col_vecs, row_bias, col_bias, mu, out):
     """out[t] = ratings[t] - (mu + b_r + b_c + row_vecs[r] . col_vecs[c]) for every CSR
     entry t = (r, c); returns the sum of squared residuals (summed per row, then over
@@ -177,7 +170,7 @@ def residuals(indptr, cols, ratings, row_vecs, col_vecs, row_bias, col_bias, mu,
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def implicit_pass(
     t_indptr,
     t_cols,
@@ -270,7 +263,7 @@ def implicit_pass(
                 work[t, 3] += delta * work[t, 0]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def scatter(X, mean):
     """sum_n (X[n] - mean)(X[n] - mean)^T, summed serially over n (BLAS may change
     its summation order with the thread count; this does not)."""
@@ -288,7 +281,34 @@ def scatter(X, mean):
     return out
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _sample_moments_worker(counter, n_tasks, UF, IF, BU, BI, mu, users, items, mean_out, var_out):  # fmt: skip
+    S = BU.shape[1]
+    k = UF.shape[1] // S
+    while True:
+        t = claim(counter, 0)
+        if t >= n_tasks:
+            break
+        u = users[t]
+        i = items[t]
+        shift = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for s in range(S):
+            dot = 0.0
+            for f in range(s * k, (s + 1) * k):
+                dot += np.float64(UF[u, f]) * IF[i, f]
+            pred = mu + np.float64(BU[u, s]) + np.float64(BI[i, s]) + dot * S
+            if s == 0:
+                shift = pred
+            dev = pred - shift
+            s1 += dev
+            s2 += dev * dev
+        m = s1 / S
+        mean_out[t] = shift + m
+        var_out[t] = max(s2 / S - m * m, 0.0)
+
+
 def sample_moments(UF, IF, BU, BI, mu, users, items, mean_out, var_out):
     """Mean and variance over the stored posterior samples of each pair's prediction.
 
@@ -297,35 +317,10 @@ def sample_moments(UF, IF, BU, BI, mu, users, items, mean_out, var_out):
     of the S sample dot products), with bias ``BU[u, s]``; items likewise. The variance
     is accumulated around the first sample's prediction for numerical stability.
     """
-    S = BU.shape[1]
-    k = UF.shape[1] // S
-    _n = users.shape[0]
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            t = _task
-            u = users[t]
-            i = items[t]
-            shift = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            for s in range(S):
-                dot = 0.0
-                for f in range(s * k, (s + 1) * k):
-                    dot += np.float64(UF[u, f]) * IF[i, f]
-                pred = mu + np.float64(BU[u, s]) + np.float64(BI[i, s]) + dot * S
-                if s == 0:
-                    shift = pred
-                dev = pred - shift
-                s1 += dev
-                s2 += dev * dev
-            m = s1 / S
-            mean_out[t] = shift + m
-            var_out[t] = max(s2 / S - m * m, 0.0)
+    run_workers(
+        _sample_moments_worker, users.shape[0], UF, IF, BU, BI, mu, users, items, mean_out,
+        var_out,
+    )  # fmt: skip
 
 
 # -- NumPy references (tests check the kernels against them) ------------------------------

@@ -18,12 +18,12 @@ solution instead of producing NaN.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import WORKER_LOOPS, claim
+from ._common import claim, run_workers
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _solve_row(indptr, indices, weights, weighted_targets, F, G, base, per, u, A, b, z):
     d = F.shape[1]
     for a in range(d):
@@ -93,24 +93,28 @@ def _solve_row(indptr, indices, weights, weighted_targets, F, G, base, per, u, A
         z[i] = s / A[i, i]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _ridge_rows_worker(
+    counter, n_tasks, indptr, indices, weights, weighted_targets, F, G, base, per, out
+):
+    n_rows, d = out.shape
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for u in range(task * 8, min(n_rows, (task + 1) * 8)):
+            A = np.empty((d, d), dtype=np.float64)
+            b = np.empty(d, dtype=np.float64)
+            _solve_row(indptr, indices, weights, weighted_targets, F, G, base, per, u, A, b, out[u])
+
+
 def ridge_rows(indptr, indices, weights, weighted_targets, F, G, base, per, out):
     """Solve every row's system (module docstring) into ``out`` (n_rows x d, float64)."""
-    n_rows, d = out.shape
-    _n = n_rows
-    _tasks = (_n + 7) // 8
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            for u in range(_task * 8, min(_n, (_task + 1) * 8)):
-                A = np.empty((d, d), dtype=np.float64)
-                b = np.empty(d, dtype=np.float64)
-                _solve_row(
-                    indptr, indices, weights, weighted_targets, F, G, base, per, u, A, b, out[u]
-                )
+    n_tasks = (out.shape[0] + 7) // 8
+    run_workers(
+        _ridge_rows_worker, n_tasks, indptr, indices, weights, weighted_targets, F, G, base,
+        per, out,
+    )  # fmt: skip
 
 
 def ridge_rows_reference(indptr, indices, weights, weighted_targets, F, G, base, per):

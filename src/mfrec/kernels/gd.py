@@ -21,78 +21,73 @@ ratings (a mini-batch), serially. Empty bias arrays mean "no bias".
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import FAST, WORKER_LOOPS, claim
+from ._common import FAST, claim, run_workers
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
+def _masked_gradient_worker(
+    counter, n_tasks, indptr, indices, values, A, B, a_bias, b_bias, mu, reg, reg_bias,
+    reg_weight, grad_A, grad_a_bias, sse,
+):  # fmt: skip
+    n_rows = indptr.shape[0] - 1
+    k = A.shape[1]
+    has_a = a_bias.shape[0] > 0
+    has_b = b_bias.shape[0] > 0
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for r in range(task * 16, min(n_rows, (task + 1) * 16)):
+            g = grad_A[r]
+            for f in range(k):
+                g[f] = 0.0
+            gb = 0.0
+            row_sse = 0.0
+            base = np.float64(mu)
+            if has_a:
+                base += a_bias[r]
+            ar = A[r]
+            for t in range(indptr[r], indptr[r + 1]):
+                c = indices[t]
+                bc = B[c]
+                pred = base
+                if has_b:
+                    pred += b_bias[c]
+                for f in range(k):
+                    pred += np.float64(ar[f]) * bc[f]
+                e = pred - values[t]
+                row_sse += e * e
+                gb += e
+                for f in range(k):
+                    g[f] += e * bc[f]
+            w = reg * reg_weight[r]
+            for f in range(k):
+                g[f] += w * ar[f]
+            if has_a:
+                grad_a_bias[r] = gb + reg_bias * reg_weight[r] * a_bias[r]
+            sse[r] = row_sse
+
+
 def masked_gradient(
-    indptr,
-    indices,
-    values,
-    A,
-    B,
-    a_bias,
-    b_bias,
-    mu,
-    reg,
-    reg_bias,
-    reg_weight,
-    grad_A,
-    grad_a_bias,
-    sse,
-):
+    indptr, indices, values, A, B, a_bias, b_bias, mu, reg, reg_bias, reg_weight, grad_A,
+    grad_a_bias, sse,
+):  # fmt: skip
     """Gradient of L (module docstring) with respect to the rows of A (and a_bias).
 
     ``indptr, indices, values``: the observed entries as CSR (rows of A). ``grad_A``
     (float64, shape of A) and ``grad_a_bias`` (float64, shape of a_bias) are
     overwritten; ``sse[r]`` receives row r's sum of squared residuals.
     """
-    n_rows = indptr.shape[0] - 1
-    k = A.shape[1]
-    has_a = a_bias.shape[0] > 0
-    has_b = b_bias.shape[0] > 0
-    _n = n_rows
-    _tasks = (_n + 15) // 16
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            for r in range(_task * 16, min(_n, (_task + 1) * 16)):
-                g = grad_A[r]
-                for f in range(k):
-                    g[f] = 0.0
-                gb = 0.0
-                row_sse = 0.0
-                base = np.float64(mu)
-                if has_a:
-                    base += a_bias[r]
-                ar = A[r]
-                for t in range(indptr[r], indptr[r + 1]):
-                    c = indices[t]
-                    bc = B[c]
-                    pred = base
-                    if has_b:
-                        pred += b_bias[c]
-                    for f in range(k):
-                        pred += np.float64(ar[f]) * bc[f]
-                    e = pred - values[t]
-                    row_sse += e * e
-                    gb += e
-                    for f in range(k):
-                        g[f] += e * bc[f]
-                w = reg * reg_weight[r]
-                for f in range(k):
-                    g[f] += w * ar[f]
-                if has_a:
-                    grad_a_bias[r] = gb + reg_bias * reg_weight[r] * a_bias[r]
-                sse[r] = row_sse
+    n_tasks = (indptr.shape[0] - 1 + 15) // 16
+    run_workers(
+        _masked_gradient_worker, n_tasks, indptr, indices, values, A, B, a_bias, b_bias, mu,
+        reg, reg_bias, reg_weight, grad_A, grad_a_bias, sse,
+    )  # fmt: skip
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def batch_gradient(
     users, items, values, positions, P, Q, bu, bi, mu, grad_P, grad_Q, grad_bu, grad_bi
 ):

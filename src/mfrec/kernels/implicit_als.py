@@ -23,15 +23,22 @@ shared Gram matrix is summed in fixed chunks in a fixed order for the same reaso
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import FAST, WORKER_LOOPS, claim
+from ._common import FAST, claim, run_workers
 
 # Rows per parallel task: scratch vectors are allocated once per chunk, not per row.
 _ROWS_PER_CHUNK = 128
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _dot(a, b, k):
     acc = a[0] * b[0] - a[0] * b[0]  # zero of the arrays' type
     for f in range(k):
@@ -39,7 +46,7 @@ def _dot(a, b, k):
     return acc
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _cg_row(indptr, indices, extra, target, u, x, Y, G, cg_steps, r, p, Ap, scalar):
     k = x.shape[0]
     # r = b - A x = -(Y^T Y + reg I) x + sum_i (c p - (c - 1) y_i.x) y_i
@@ -79,7 +86,22 @@ def _cg_row(indptr, indices, extra, target, u, x, Y, G, cg_steps, r, p, Ap, scal
         rs_old = rs_new
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _cg_half_step_worker(counter, n_tasks, indptr, indices, extra, target, X, Y, G, cg_steps):
+    n_rows, k = X.shape
+    while True:
+        c = claim(counter, 0)
+        if c >= n_tasks:
+            break
+        r = np.empty(k, dtype=X.dtype)
+        p = np.empty(k, dtype=X.dtype)
+        Ap = np.empty(k, dtype=X.dtype)
+        scalar = np.empty(2, dtype=X.dtype)
+        stop = min(n_rows, (c + 1) * _ROWS_PER_CHUNK)
+        for u in range(c * _ROWS_PER_CHUNK, stop):
+            _cg_row(indptr, indices, extra, target, u, X[u], Y, G, cg_steps, r, p, Ap, scalar)
+
+
 def cg_half_step(indptr, indices, extra, target, X, Y, G, cg_steps):
     """Update every row x_u of X in place by ``cg_steps`` CG iterations on A_u x = b_u
     (module docstring), starting from the current x_u.
@@ -87,51 +109,34 @@ def cg_half_step(indptr, indices, extra, target, X, Y, G, cg_steps):
     ``indptr, indices``: CSR rows of X's side; per stored entry, ``extra`` = c - 1 =
     alpha r and ``target`` = c p. ``G`` is ``Y^T Y + reg I``; all in X's dtype.
     """
-    n_rows, k = X.shape
-    n_chunks = (n_rows + _ROWS_PER_CHUNK - 1) // _ROWS_PER_CHUNK
-    _n = n_chunks
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            c = _task
-            r = np.empty(k, dtype=X.dtype)
-            p = np.empty(k, dtype=X.dtype)
-            Ap = np.empty(k, dtype=X.dtype)
-            scalar = np.empty(2, dtype=X.dtype)
-            stop = min(n_rows, (c + 1) * _ROWS_PER_CHUNK)
-            for u in range(c * _ROWS_PER_CHUNK, stop):
-                _cg_row(indptr, indices, extra, target, u, X[u], Y, G, cg_steps, r, p, Ap, scalar)
+    n_chunks = (X.shape[0] + _ROWS_PER_CHUNK - 1) // _ROWS_PER_CHUNK
+    run_workers(_cg_half_step_worker, n_chunks, indptr, indices, extra, target, X, Y, G, cg_steps)
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _gram_partials_worker(counter, n_tasks, Y, chunk, out):
+    n, k = Y.shape
+    while True:
+        c = claim(counter, 0)
+        if c >= n_tasks:
+            break
+        acc = out[c]
+        acc[:] = 0.0
+        y = np.empty(k, dtype=np.float64)
+        for row in range(c * chunk, min(n, (c + 1) * chunk)):
+            for f in range(k):
+                y[f] = Y[row, f]
+            for f in range(k):
+                yf = y[f]
+                acc_f = acc[f]
+                for g in range(k):
+                    acc_f[g] += yf * y[g]
+
+
 def gram_partials(Y, chunk, out):
     """out[c] = sum of y y^T (float64) over rows c*chunk .. (c+1)*chunk - 1 of Y.
     Summing ``out`` over its first axis gives Y^T Y in an order that never varies."""
-    n, k = Y.shape
-    _n = out.shape[0]
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            c = _task
-            acc = out[c]
-            acc[:] = 0.0
-            y = np.empty(k, dtype=np.float64)
-            for row in range(c * chunk, min(n, (c + 1) * chunk)):
-                for f in range(k):
-                    y[f] = Y[row, f]
-                for f in range(k):
-                    yf = y[f]
-                    acc_f = acc[f]
-                    for g in range(k):
-                        acc_f[g] += yf * y[g]
+    run_workers(_gram_partials_worker, out.shape[0], Y, chunk, out)
 
 
 def gram(Y):
@@ -144,28 +149,27 @@ def gram(Y):
     return partials.sum(axis=0)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
+def _observed_loss_worker(counter, n_tasks, indptr, indices, extra, target, X, Y, out):
+    n_rows, k = X.shape
+    while True:
+        c = claim(counter, 0)
+        if c >= n_tasks:
+            break
+        total = 0.0
+        for u in range(c * _ROWS_PER_CHUNK, min(n_rows, (c + 1) * _ROWS_PER_CHUNK)):
+            x = X[u]
+            for pos in range(indptr[u], indptr[u + 1]):
+                s = np.float64(_dot(Y[indices[pos]], x, k))
+                t = np.float64(target[pos])
+                total += t - 2.0 * t * s + extra[pos] * s * s
+        out[c] = total
+
+
 def observed_loss_partials(indptr, indices, extra, target, X, Y, out):
     """out[c]: sum over the stored entries of the rows of chunk c of
     c (p - s)^2 - s^2 = c p - 2 c p s + (c - 1) s^2  (p^2 = p), with s = x_u . y_i."""
-    n_rows, k = X.shape
-    _n = out.shape[0]
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            c = _task
-            total = 0.0
-            for u in range(c * _ROWS_PER_CHUNK, min(n_rows, (c + 1) * _ROWS_PER_CHUNK)):
-                x = X[u]
-                for pos in range(indptr[u], indptr[u + 1]):
-                    s = np.float64(_dot(Y[indices[pos]], x, k))
-                    t = np.float64(target[pos])
-                    total += t - 2.0 * t * s + extra[pos] * s * s
-            out[c] = total
+    run_workers(_observed_loss_worker, out.shape[0], indptr, indices, extra, target, X, Y, out)
 
 
 def loss(indptr, indices, extra, target, X, Y, reg, gram_x=None, gram_y=None):

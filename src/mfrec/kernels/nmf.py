@@ -27,12 +27,58 @@ depend on the thread count.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import FAST, WORKER_LOOPS, claim
+from ._common import FAST, claim, run_workers
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
+def _nmf_update_rows_worker(
+    counter, n_tasks, indptr, indices, values, A, B, a_bias, b_bias, mu, reg, eps, sse
+):
+    n_rows = indptr.shape[0] - 1
+    k = A.shape[1]
+    has_a = a_bias.shape[0] > 0
+    has_b = b_bias.shape[0] > 0
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for r in range(task * 16, min(n_rows, (task + 1) * 16)):
+            start = indptr[r]
+            stop = indptr[r + 1]
+            if stop == start:
+                sse[r] = 0.0
+                continue
+            num = np.zeros(k)
+            den = np.zeros(k)
+            ar = A[r]
+            row_sse = 0.0
+            shift = np.float64(mu)
+            if has_a:
+                shift += a_bias[r]
+            for t in range(start, stop):
+                c = indices[t]
+                bc = B[c]
+                target = values[t] - shift
+                if has_b:
+                    target -= b_bias[c]
+                dot = 0.0
+                for f in range(k):
+                    dot += np.float64(ar[f]) * bc[f]
+                e = target - dot
+                row_sse += e * e
+                pos = max(target, 0.0)
+                neg = max(-target, 0.0)
+                for f in range(k):
+                    num[f] += bc[f] * pos
+                    den[f] += bc[f] * (dot + neg)
+            w = reg * (stop - start)
+            for f in range(k):
+                ar[f] = ar[f] * (num[f] / (den[f] + w * ar[f] + eps))
+            sse[r] = row_sse
+
+
 def nmf_update_rows(indptr, indices, values, A, B, a_bias, b_bias, mu, reg, eps, sse):
     """One multiplicative update of every row of A (B fixed); see the module docstring.
 
@@ -40,80 +86,46 @@ def nmf_update_rows(indptr, indices, values, A, B, a_bias, b_bias, mu, reg, eps,
     arrays mean no bias. ``sse[r]`` receives row r's sum of squared residuals
     ``(y - mu - a_r - b_c - A_r . B_c)^2`` computed *before* the update.
     """
+    n_tasks = (indptr.shape[0] - 1 + 15) // 16
+    run_workers(
+        _nmf_update_rows_worker, n_tasks, indptr, indices, values, A, B, a_bias, b_bias, mu,
+        reg, eps, sse,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
+def _bias_update_rows_worker(
+    counter, n_tasks, indptr, indices, values, A, B, a_bias, b_bias, mu, reg_bias
+):
     n_rows = indptr.shape[0] - 1
     k = A.shape[1]
-    has_a = a_bias.shape[0] > 0
     has_b = b_bias.shape[0] > 0
-    _n = n_rows
-    _tasks = (_n + 15) // 16
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            for r in range(_task * 16, min(_n, (_task + 1) * 16)):
-                start = indptr[r]
-                stop = indptr[r + 1]
-                if stop == start:
-                    sse[r] = 0.0
-                    continue
-                num = np.zeros(k)
-                den = np.zeros(k)
-                ar = A[r]
-                row_sse = 0.0
-                shift = np.float64(mu)
-                if has_a:
-                    shift += a_bias[r]
-                for t in range(start, stop):
-                    c = indices[t]
-                    bc = B[c]
-                    target = values[t] - shift
-                    if has_b:
-                        target -= b_bias[c]
-                    dot = 0.0
-                    for f in range(k):
-                        dot += np.float64(ar[f]) * bc[f]
-                    e = target - dot
-                    row_sse += e * e
-                    pos = max(target, 0.0)
-                    neg = max(-target, 0.0)
-                    for f in range(k):
-                        num[f] += bc[f] * pos
-                        den[f] += bc[f] * (dot + neg)
-                w = reg * (stop - start)
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for r in range(task * 16, min(n_rows, (task + 1) * 16)):
+            total = 0.0
+            for t in range(indptr[r], indptr[r + 1]):
+                c = indices[t]
+                dot = 0.0
                 for f in range(k):
-                    ar[f] = ar[f] * (num[f] / (den[f] + w * ar[f] + eps))
-                sse[r] = row_sse
+                    dot += np.float64(A[r, f]) * B[c, f]
+                resid = values[t] - mu - dot
+                if has_b:
+                    resid -= b_bias[c]
+                total += resid
+            a_bias[r] = total / (indptr[r + 1] - indptr[r] + reg_bias)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=FAST)
 def bias_update_rows(indptr, indices, values, A, B, a_bias, b_bias, mu, reg_bias):
     """Exact minimisation of L + reg_bias/2 sum_r a_r^2 over each a_r (the rest fixed):
     a_r = sum_c (y_rc - mu - b_c - A_r . B_c) / (n_r + reg_bias)."""
-    n_rows = indptr.shape[0] - 1
-    k = A.shape[1]
-    has_b = b_bias.shape[0] > 0
-    _n = n_rows
-    _tasks = (_n + 15) // 16
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            for r in range(_task * 16, min(_n, (_task + 1) * 16)):
-                total = 0.0
-                for t in range(indptr[r], indptr[r + 1]):
-                    c = indices[t]
-                    dot = 0.0
-                    for f in range(k):
-                        dot += np.float64(A[r, f]) * B[c, f]
-                    resid = values[t] - mu - dot
-                    if has_b:
-                        resid -= b_bias[c]
-                    total += resid
-                a_bias[r] = total / (indptr[r + 1] - indptr[r] + reg_bias)
+    n_tasks = (indptr.shape[0] - 1 + 15) // 16
+    run_workers(
+        _bias_update_rows_worker, n_tasks, indptr, indices, values, A, B, a_bias, b_bias, mu,
+        reg_bias,
+    )  # fmt: skip
 
 
 def nmf_update_rows_reference(indptr, indices, values, A, B, a_bias, b_bias, mu, reg, eps):

@@ -1,12 +1,12 @@
 """Scoring kernels: dot products of user and item factors for index pairs."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import WORKER_LOOPS, claim
+from ._common import claim, run_workers
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def exact_score(P, Q, bu, bi, intercept, u, i):
     """intercept + bu[u] + bi[i] + P[u] . Q[i] in float64, summed in factor order.
 
@@ -22,19 +22,21 @@ def exact_score(P, Q, bu, bi, intercept, u, i):
     return acc
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _score_pairs_worker(counter, n_tasks, P, Q, bu, bi, intercept, users, items, out):
+    n = users.shape[0]
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for t in range(task * 256, min(n, (task + 1) * 256)):
+            out[t] = exact_score(P, Q, bu, bi, intercept, users[t], items[t])
+
+
 def score_pairs(P, Q, bu, bi, intercept, users, items, out):
     """out[t] = exact_score of pair t (empty bu/bi arrays mean no bias)."""
-    _n = users.shape[0]
-    _tasks = (_n + 255) // 256
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            for t in range(_task * 256, min(_n, (_task + 1) * 256)):
-                out[t] = exact_score(P, Q, bu, bi, intercept, users[t], items[t])
+    n_tasks = (users.shape[0] + 255) // 256
+    run_workers(_score_pairs_worker, n_tasks, P, Q, bu, bi, intercept, users, items, out)
 
 
 def score_pairs_reference(P, Q, bu, bi, intercept, users, items):
@@ -58,7 +60,7 @@ _GROUP = 4
 
 # No fastmath here: a fused multiply-add in one code path and not in another would
 # break "batch equals single" by one rounding.
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _score_group(P, QT, bu, bi, intercept, users, g0, g1, c0, c1, out):
     k = QT.shape[0]
     has_bu = bu.shape[0] > 0
@@ -97,7 +99,24 @@ def _score_group(P, QT, bu, bi, intercept, users, g0, g1, c0, c1, out):
                     row[j] += pf * q[j]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _score_block_worker(counter, n_tasks, P, QT, bu, bi, intercept, users, out):
+    n_items = QT.shape[1]
+    n_rows = users.shape[0]
+    n_chunks = (n_items + _CHUNK - 1) // _CHUNK
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        g = task // n_chunks
+        c = task % n_chunks
+        g0 = g * _GROUP
+        g1 = min(g0 + _GROUP, n_rows)
+        c0 = c * _CHUNK
+        c1 = min(c0 + _CHUNK, n_items)
+        _score_group(P, QT, bu, bi, intercept, users, g0, g1, c0, c1, out)
+
+
 def score_block(P, QT, bu, bi, intercept, users, out):
     """out[r, j] = intercept + bu[u] + bi[j] + sum_f P[u, f] QT[f, j] with u = users[r].
 
@@ -106,26 +125,9 @@ def score_block(P, QT, bu, bi, intercept, users, out):
     a user alone or in a batch gives identical numbers (BLAS does not promise that: it
     switches kernels by matrix shape).
     """
-    n_items = QT.shape[1]
-    n_rows = users.shape[0]
-    n_groups = (n_rows + _GROUP - 1) // _GROUP
-    n_chunks = (n_items + _CHUNK - 1) // _CHUNK
-    _n = n_groups * n_chunks
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            task = _task
-            g = task // n_chunks
-            c = task % n_chunks
-            g0 = g * _GROUP
-            g1 = min(g0 + _GROUP, n_rows)
-            c0 = c * _CHUNK
-            c1 = min(c0 + _CHUNK, n_items)
-            _score_group(P, QT, bu, bi, intercept, users, g0, g1, c0, c1, out)
+    n_groups = (users.shape[0] + _GROUP - 1) // _GROUP
+    n_chunks = (QT.shape[1] + _CHUNK - 1) // _CHUNK
+    run_workers(_score_block_worker, n_groups * n_chunks, P, QT, bu, bi, intercept, users, out)
 
 
 def score_block_reference(P, QT, bu, bi, intercept, users):

@@ -59,12 +59,19 @@ of 10M ratings, which misses the cache on every rating.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import FAST, claim, shuffle, shuffle_pairs
+from ._common import FAST, claim, run_workers, shuffle, shuffle_pairs
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _row_reg(X, row, column, base):
     """base + X[row, column]: a row's per-rating penalty coefficient (module docstring);
     X empty means no count-aware part."""
@@ -73,7 +80,14 @@ def _row_reg(X, row, column, base):
     return base + X[row, column]
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu, reg_bi):
     """One rating's step (the update in the module docstring, with the rows' penalty
     coefficients); returns the squared error of the prediction made before it."""
@@ -91,7 +105,14 @@ def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu,
     return np.float64(err) * np.float64(err)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _step_plain(pu, qi, r, mu, lr, reg_p, reg_q):
     """:func:`_step_biased` without the biases (FunkSVD). The two are separate
     functions, and callers branch on ``use_bias`` outside their loops, because a
@@ -108,7 +129,14 @@ def _step_plain(pu, qi, r, mu, lr, reg_p, reg_q):
     return np.float64(err) * np.float64(err)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _adagrad_factors(pu, qi, gu, gi, err, lr, reg_p, reg_q):
     # LIBMF's row-wise AdaGrad step of p_u and q_i (module docstring); gu[0], gi[0]
     # are the rows' accumulators.
@@ -130,7 +158,14 @@ def _adagrad_factors(pu, qi, gu, gi, err, lr, reg_p, reg_q):
     gi[0] += sq / k
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _step_biased_adagrad(
     pu, qi, gu, gi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu, reg_bi
 ):
@@ -149,7 +184,14 @@ def _step_biased_adagrad(
     return np.float64(err) * np.float64(err)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+@njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 def _step_plain_adagrad(pu, qi, gu, gi, r, mu, lr, reg_p, reg_q):
     """:func:`_step_plain` with LIBMF's adaptive step sizes."""
     dot = mu - mu
@@ -160,7 +202,7 @@ def _step_plain_adagrad(pu, qi, gu, gi, r, mu, lr, reg_p, reg_q):
     return np.float64(err) * np.float64(err)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _sgd_range(
     users, items, ratings, order, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
     use_bias, GU, GI, adaptive, XU, XI,
@@ -206,7 +248,7 @@ def _sgd_range(
     return sse
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def sgd_epoch(
     users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
     GU, GI, adaptive, XU, XI,
@@ -222,7 +264,7 @@ def sgd_epoch(
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _sgd_group(
     u, items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
     GU, GI, adaptive, XU, XI,
@@ -262,92 +304,41 @@ def _sgd_group(
     return sse
 
 
-@njit(cache=True, nogil=True)
-def _run_block(
-    b,
-    group_user,
-    group_start,
-    block_group_ptr,
-    group_order,
-    items,
-    ratings,
-    seed,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    lr,
-    reg,
-    lr_bias,
-    reg_bias,
-    use_bias,
-    GU,
-    GI,
-    adaptive,
-    XU,
-    XI,
-):
-    g0 = block_group_ptr[b]
-    g1 = block_group_ptr[b + 1]
-    state = shuffle(group_order, g0, g1, np.uint64(seed))  # the block's user groups
-    sse = 0.0
-    for t in range(g0, g1):
-        g = group_order[t]
-        start = group_start[g]
-        stop = group_start[g + 1]
-        state = shuffle_pairs(items, ratings, start, stop, state)
-        sse += _sgd_group(
-            group_user[g],
-            items,
-            ratings,
-            start,
-            stop,
-            P,
-            Q,
-            bu,
-            bi,
-            mu,
-            lr,
-            reg,
-            lr_bias,
-            reg_bias,
-            use_bias,
-            GU,
-            GI,
-            adaptive,
-            XU,
-            XI,
-        )
-    return sse
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _sgd_blocks_worker(
+    counter, n_tasks, s0, s1, group_user, group_start, block_group_ptr, group_order, items,
+    ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive,
+    XU, XI, sse,
+):  # fmt: skip
+    # Sub-epochs s0 .. s1 - 1, one after the other; the n_tasks = n_strata blocks of
+    # sub-epoch s are claimed from counter[s - s0].
+    S = n_tasks
+    for s in range(s0, s1):
+        while True:
+            t = claim(counter, s - s0)
+            if t >= S:
+                break
+            b = t * S + (t + s) % S
+            g0 = block_group_ptr[b]
+            g1 = block_group_ptr[b + 1]
+            state = shuffle(group_order, g0, g1, np.uint64(seeds[b]))  # the block's groups
+            block_sse = 0.0
+            for q in range(g0, g1):
+                g = group_order[q]
+                start = group_start[g]
+                stop = group_start[g + 1]
+                state = shuffle_pairs(items, ratings, start, stop, state)
+                block_sse += _sgd_group(
+                    group_user[g], items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg,
+                    lr_bias, reg_bias, use_bias, GU, GI, adaptive, XU, XI,
+                )  # fmt: skip
+            sse[b] = block_sse
 
 
-@njit(parallel=True, cache=True, nogil=True)
 def sgd_epoch_grouped(
-    group_user,
-    group_start,
-    block_group_ptr,
-    group_order,
-    items,
-    ratings,
-    n_strata,
-    seeds,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    lr,
-    reg,
-    lr_bias,
-    reg_bias,
-    use_bias,
-    GU,
-    GI,
-    adaptive,
-    XU,
-    XI,
-):
+    group_user, group_start, block_group_ptr, group_order, items, ratings, n_strata, seeds, P,
+    Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive, XU, XI,
+):  # fmt: skip
     """One epoch of stratified parallel SGD over the grouped layout (module docstring).
 
     Group g holds the ratings ``items[group_start[g]:group_start[g + 1]]`` (and
@@ -356,51 +347,36 @@ def sgd_epoch_grouped(
     and ``group_order`` are reshuffled in place from ``seeds[b]``. Returns the sum of
     squared errors seen during the epoch.
     """
-    n_blocks = n_strata * n_strata
-    sse = np.zeros(n_blocks)
-    counter = np.zeros(n_strata, dtype=np.int64)  # blocks handed out, per sub-epoch
-    for s in range(n_strata):
-        # Threads claim the sub-epoch's blocks one at a time (:func:`~._common.claim`):
-        # a thread the OS deschedules delays one block, not a fixed share of them.
-        for _ in prange(n_strata):  # worker loops (see _common.claim)
-            while True:
-                t = claim(counter, s)
-                if t >= n_strata:
-                    break
-                b = t * n_strata + (t + s) % n_strata
-                sse[b] = _run_block(
-                    b,
-                    group_user,
-                    group_start,
-                    block_group_ptr,
-                    group_order,
-                    items,
-                    ratings,
-                    seeds[b],
-                    P,
-                    Q,
-                    bu,
-                    bi,
-                    mu,
-                    lr,
-                    reg,
-                    lr_bias,
-                    reg_bias,
-                    use_bias,
-                    GU,
-                    GI,
-                    adaptive,
-                    XU,
-                    XI,
-                )
+    import numba
+
+    S = int(n_strata)
+    sse = np.zeros(S * S)
+    args = (
+        group_user, group_start, block_group_ptr, group_order, items, ratings, seeds, P, Q, bu,
+        bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive, XU, XI, sse,
+    )  # fmt: skip
+    if numba.get_num_threads() == 1 or S == 1:
+        # One call for the whole epoch: no per-sub-epoch dispatch.
+        _sgd_blocks_worker(np.zeros(S, dtype=np.int64), S, 0, S, *args)
+    else:
+        for s in range(S):
+            # Threads claim the sub-epoch's blocks one at a time: a thread the OS
+            # deschedules delays one block, not a fixed share of them.
+            run_workers(_sgd_blocks_worker, S, s, s + 1, *args)
     return sse.sum()
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _place_blocks(users, items, ratings, block_start, item_stratum, offset, out_items, out_ratings):
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _place_blocks_worker(
+    counter, n_tasks, users, items, ratings, block_start, item_stratum, offset, out_items,
+    out_ratings,
+):  # fmt: skip
     # Block b owns the (user, item stratum) slots of its users and its own output
     # slice: blocks write disjoint memory.
-    for b in prange(block_start.shape[0] - 1):
+    while True:
+        b = claim(counter, 0)
+        if b >= n_tasks:
+            break
         for t in range(block_start[b], block_start[b + 1]):
             u = users[t]
             c = item_stratum[items[t]]
@@ -410,7 +386,6 @@ def _place_blocks(users, items, ratings, block_start, item_stratum, offset, out_
             offset[u, c] = p + 1
 
 
-@njit(cache=True, nogil=True)
 def build_layout(
     users, items, ratings, user_stratum, item_stratum, n_strata, out_items, out_ratings
 ):
@@ -422,6 +397,21 @@ def build_layout(
     into ``out_items``/``out_ratings``. Returns ``(group_user, group_start,
     block_group_ptr)`` as :func:`sgd_epoch_grouped` takes them.
     """
+    layout = _bucket_by_block(
+        users, items, ratings, user_stratum, item_stratum, n_strata, out_ratings
+    )
+    group_user, group_start, block_group_ptr, block_start, offset, *by_block = layout
+    # Then each block's ratings into its groups, blocks in parallel.
+    run_workers(
+        _place_blocks_worker, block_start.shape[0] - 1, *by_block, block_start, item_stratum,
+        offset, out_items, out_ratings,
+    )  # fmt: skip
+    return group_user, group_start, block_group_ptr
+
+
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _bucket_by_block(users, items, ratings, user_stratum, item_stratum, n_strata, out_ratings):
+    # build_layout up to the last scatter: the groups, and the ratings bucketed by block.
     n_users = user_stratum.shape[0]
     S = n_strata
     count = np.zeros((n_users, S), dtype=np.int64)
@@ -482,10 +472,16 @@ def build_layout(
         tmp_items[p] = items[t]
         tmp_ratings[p] = ratings[t]
         fill[b] = p + 1
-    _place_blocks(
-        tmp_users, tmp_items, tmp_ratings, block_start, item_stratum, offset, out_items, out_ratings
+    return (
+        group_user,
+        group_start,
+        block_group_ptr,
+        block_start,
+        offset,
+        tmp_users,
+        tmp_items,
+        tmp_ratings,
     )
-    return group_user, group_start, block_group_ptr
 
 
 def sgd_epoch_grouped_reference(

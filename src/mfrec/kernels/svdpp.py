@@ -68,12 +68,12 @@ biased MF) would have to freeze z_u per block and re-sum it for every user and s
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import FAST, WORKER_LOOPS, claim, shuffle
+from ._common import FAST, claim, run_workers, shuffle
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def shuffle_epoch(indptr, user_order, order, seed):
     """Reshuffle, in place and driven by ``seed`` alone, the user order and each user's
     rating positions ``order[indptr[u]:indptr[u + 1]]``."""
@@ -83,7 +83,7 @@ def shuffle_epoch(indptr, user_order, order, seed):
         state = shuffle(order, indptr[u], indptr[u + 1], state)
 
 
-@njit(cache=True, nogil=True, fastmath=FAST)
+@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def svdpp_epoch(
     indptr,
     items,
@@ -207,31 +207,33 @@ def svdpp_epoch(
     return sse
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _effective_user_factors_worker(counter, n_tasks, indptr, items, P, Y, out):
+    k = P.shape[1]
+    n = indptr.shape[0] - 1
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for u in range(task * 16, min(n, (task + 1) * 16)):
+            start = indptr[u]
+            stop = indptr[u + 1]
+            acc = np.zeros(k)
+            for t in range(start, stop):
+                j = items[t]
+                for f in range(k):
+                    acc[f] += Y[j, f]
+            s = 1.0 / np.sqrt(max(stop - start, 1))
+            for f in range(k):
+                out[u, f] = P[u, f] + s * acc[f]
+
+
 def effective_user_factors(indptr, items, P, Y, out):
     """out[u] = p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j for every user (the factors that
     make SVD++ score like a plain factor model). Summed in float64, in each user's
     stored item order: the same result on any number of threads."""
-    k = P.shape[1]
-    _n = indptr.shape[0] - 1
-    _tasks = (_n + 15) // 16
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            for u in range(_task * 16, min(_n, (_task + 1) * 16)):
-                start = indptr[u]
-                stop = indptr[u + 1]
-                acc = np.zeros(k)
-                for t in range(start, stop):
-                    j = items[t]
-                    for f in range(k):
-                        acc[f] += Y[j, f]
-                s = 1.0 / np.sqrt(max(stop - start, 1))
-                for f in range(k):
-                    out[u, f] = P[u, f] + s * acc[f]
+    n_tasks = (indptr.shape[0] - 1 + 15) // 16
+    run_workers(_effective_user_factors_worker, n_tasks, indptr, items, P, Y, out)
 
 
 def svdpp_epoch_reference(

@@ -3,14 +3,16 @@
 :func:`topk_rescored` selects from approximate (BLAS) scores and returns the exact
 ranking: see its docstring for the error bound that makes this safe."""
 
-import numpy as np
-from numba import njit, prange
+import itertools
 
-from ._common import WORKER_LOOPS, claim
+import numpy as np
+from numba import njit
+
+from ._common import claim, run_threads, run_workers
 from .score import exact_score
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _sift_down(heap_s, heap_i, size, pos):
     # Min-heap on (score, -index): the root is the worst kept item; among equal scores
     # the higher index is worse, so ties resolve to the lower item index.
@@ -40,7 +42,7 @@ def _sift_down(heap_s, heap_i, size, pos):
 _CHUNK = 32
 
 
-@njit(cache=True, nogil=True, fastmath={"nnan"})
+@njit(cache=True, nogil=True, fastmath={"nnan"}, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _chunk_max(row, start, stop):
     # Max is exact in any order; "nnan" only lets LLVM vectorise it (scores are never
     # NaN: excluded items are -inf, and training stops before factors turn NaN).
@@ -51,7 +53,7 @@ def _chunk_max(row, start, stop):
     return m
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _heap_push(heap_s, heap_i, size, n, s, j):
     """Offer (s, j) to the min-heap of the n best; returns the new size."""
     if size < n:
@@ -76,11 +78,11 @@ def _heap_push(heap_s, heap_i, size, n, s, j):
     return size
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _select_row(row, n, out_idx, out_scores):
     heap_s = np.empty(n, dtype=np.float32)
     heap_i = np.empty(n, dtype=np.int32)
-    size = 0
+    size = n - n  # zero, not the literal 0 (which would compile _heap_push twice)
     n_cols = row.shape[0]
     for c0 in range(0, n_cols, _CHUNK):
         c1 = min(c0 + _CHUNK, n_cols)
@@ -100,30 +102,36 @@ def _select_row(row, n, out_idx, out_scores):
         _sift_down(heap_s, heap_i, size, 0)
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _topk_rows_worker(counter, n_tasks, scores, row_users, excl_indptr, excl_indices, out_idx, out_scores):  # fmt: skip
+    n = out_idx.shape[1]
+    can_exclude = excl_indptr.shape[0] > 1
+    n_rows = scores.shape[0]
+    while True:
+        task = claim(counter, 0)
+        if task >= n_tasks:
+            break
+        for r in range(task * 4, min(n_rows, (task + 1) * 4)):
+            u = row_users[r]
+            row = scores[r]
+            if can_exclude and u >= 0:
+                for p in range(excl_indptr[u], excl_indptr[u + 1]):
+                    row[excl_indices[p]] = -np.inf
+            _select_row(row, n, out_idx[r], out_scores[r])
+
+
 def topk_rows(scores, row_users, excl_indptr, excl_indices, out_idx, out_scores):
     """Best ``out_idx.shape[1]`` columns of each row of ``scores`` (modified in place:
     excluded entries are set to -inf). Row r excludes the columns
     ``excl_indices[excl_indptr[u]:excl_indptr[u+1]]`` of user ``u = row_users[r]``
     (``u < 0`` or an indptr of length 1 excludes nothing). Unfilled slots are left as
-    they were (callers pre-fill -1 / -inf)."""
-    n = out_idx.shape[1]
-    can_exclude = excl_indptr.shape[0] > 1
-    _n = scores.shape[0]
-    _tasks = (_n + 3) // 4
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            for r in range(_task * 4, min(_n, (_task + 1) * 4)):
-                u = row_users[r]
-                row = scores[r]
-                if can_exclude and u >= 0:
-                    for p in range(excl_indptr[u], excl_indptr[u + 1]):
-                        row[excl_indices[p]] = -np.inf
-                _select_row(row, n, out_idx[r], out_scores[r])
+    they were (callers pre-fill -1 / -inf). Rows are handed out four at a time
+    (:func:`~._common.run_workers`)."""
+    n_tasks = (scores.shape[0] + 3) // 4
+    run_workers(
+        _topk_rows_worker, n_tasks, scores, row_users, excl_indptr, excl_indices, out_idx,
+        out_scores,
+    )  # fmt: skip
 
 
 def topk_rows_reference(scores, row_users, excl_indptr, excl_indices, n):
@@ -142,7 +150,7 @@ def topk_rows_reference(scores, row_users, excl_indptr, excl_indices, n):
     return out_idx, out_scores
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _select_exact(scores, ids, n, out_idx, out_scores):
     # Best n of (scores desc, ids asc); ids arrive in increasing order, so a stable
     # insertion into a sorted buffer of size n keeps the lower id first among equals.
@@ -168,7 +176,7 @@ def _select_exact(scores, ids, n, out_idx, out_scores):
         out_scores[r] = best_s[r]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _rescore_rows(
     approx,
     row_base,
@@ -203,8 +211,11 @@ def _rescore_rows(
         if can_exclude and u >= 0:
             for p in range(excl_indptr[u], excl_indptr[u + 1]):
                 row[excl_indices[p]] = -np.inf
-        heap_i = np.full(n, -1, dtype=np.int32)
-        heap_s = np.full(n, -np.inf, dtype=np.float32)
+        heap_i = np.empty(n, dtype=np.int32)
+        heap_s = np.empty(n, dtype=np.float32)
+        for q in range(n):  # (np.full would compile its own implementations)
+            heap_i[q] = -1
+            heap_s[q] = -np.inf
         _select_row(row, n, heap_i, heap_s)
         threshold = heap_s[n - 1] - slack[r] if heap_i[n - 1] >= 0 else -np.inf
         # Candidates: every item at or above the threshold (usually about n of them).
@@ -218,7 +229,8 @@ def _rescore_rows(
                 if row[j] > -np.inf and row[j] >= threshold:
                     if m == cand.shape[0]:  # many near-ties: grow
                         grown = np.empty(min(row.shape[0], 2 * m), dtype=np.int32)
-                        grown[:m] = cand
+                        for q in range(m):  # (a slice assignment compiles seconds more)
+                            grown[q] = cand[q]
                         cand = grown
                     cand[m] = j
                     m += 1
@@ -229,24 +241,29 @@ def _rescore_rows(
         _select_exact(exact, cand[:m], n, out_idx[r], out_scores[r])
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _topk_rescored_worker(
+    counter, n_tasks, approx, row_base, item_add, row_users, excl_indptr, excl_indices, slack,
+    P, Q, bu, bi, intercept, fallback, out_idx, out_scores,
+):  # fmt: skip
+    n_rows = approx.shape[0]
+    while True:
+        c = claim(counter, 0)
+        if c >= n_tasks:
+            break
+        r0 = c * n_rows // n_tasks
+        r1 = (c + 1) * n_rows // n_tasks
+        _rescore_rows(
+            approx[r0:r1], row_base[r0:r1], item_add, row_users[r0:r1], excl_indptr,
+            excl_indices, slack[r0:r1], P, Q, bu, bi, intercept, fallback, out_idx[r0:r1],
+            out_scores[r0:r1],
+        )  # fmt: skip
+
+
 def topk_rescored(
-    approx,
-    row_base,
-    item_add,
-    row_users,
-    excl_indptr,
-    excl_indices,
-    slack,
-    P,
-    Q,
-    bu,
-    bi,
-    intercept,
-    fallback,
-    out_idx,
-    out_scores,
-):
+    approx, row_base, item_add, row_users, excl_indptr, excl_indices, slack, P, Q, bu, bi,
+    intercept, fallback, out_idx, out_scores,
+):  # fmt: skip
     """Exact top-n per row, from approximate scores.
 
     ``approx[r] + row_base[r] + item_add`` (an empty ``item_add`` adds nothing; the sum
@@ -260,105 +277,55 @@ def topk_rescored(
     (exact score desc, item asc) gives the exact top-n whatever rounding the
     approximate scores had. Excluded items (as in :func:`topk_rows`) never enter.
     """
-    n_rows = approx.shape[0]
-    n_chunks = min(n_rows, 64)
-    _n = n_chunks
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            c = _task
-            r0 = c * n_rows // n_chunks
-            r1 = (c + 1) * n_rows // n_chunks
-            _rescore_rows(
-                approx[r0:r1],
-                row_base[r0:r1],
-                item_add,
-                row_users[r0:r1],
-                excl_indptr,
-                excl_indices,
-                slack[r0:r1],
-                P,
-                Q,
-                bu,
-                bi,
-                intercept,
-                fallback,
-                out_idx[r0:r1],
-                out_scores[r0:r1],
-            )
+    run_workers(
+        _topk_rescored_worker, min(approx.shape[0], 64), approx, row_base, item_add, row_users,
+        excl_indptr, excl_indices, slack, P, Q, bu, bi, intercept, fallback, out_idx, out_scores,
+    )  # fmt: skip
 
 
-@njit(parallel=True, cache=True, nogil=True)
 def recommend_exact(
-    P32,
-    QT32,
-    row_users,
-    row_base,
-    item_add,
-    slack,
-    excl_indptr,
-    excl_indices,
-    P,
-    Q,
-    bu,
-    bi,
-    intercept,
-    fallback,
-    block_rows,
-    out_idx,
-    out_scores,
-):
+    P32, QT32, row_users, row_base, item_add, slack, excl_indptr, excl_indices, P, Q, bu, bi,
+    intercept, fallback, block_rows, out_idx, out_scores,
+):  # fmt: skip
     """Exact top-n for many users, each thread taking whole blocks of ``block_rows``
     users: one float32 matrix product per block (``np.dot``: BLAS, which the caller
     keeps single-threaded so that the two thread pools never compete for the cores),
     then :func:`topk_rescored`'s selection and exact rescoring on rows still in cache.
     Rows of unknown users (``row_users < 0``) are scored by ``fallback``."""
     n_rows = row_users.shape[0]
-    n_items = QT32.shape[1]
-    k = QT32.shape[0]
     n_blocks = (n_rows + block_rows - 1) // block_rows
-    _n = n_blocks
-    _tasks = _n
-    _counter = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(_tasks, WORKER_LOOPS)):  # worker loops (_common.claim)
-        while True:
-            _task = claim(_counter, 0)
-            if _task >= _tasks:
-                break
-            blk = _task
+    # The product is numpy's (it releases the GIL); only the selection is compiled, so a
+    # first recommend does not compile numba's BLAS binding and a second parallel kernel.
+    # The approximate scores need not match any other product bit for bit: the exact
+    # rescoring bounds their error whatever it is.
+    fallback32 = fallback.astype(np.float32)
+    if item_add.shape[0] > 0:
+        fallback32 = fallback32 - item_add
+    blocks = itertools.count()  # next() is atomic under the GIL
+
+    def work():
+        while (blk := next(blocks)) < n_blocks:
             r0 = blk * block_rows
             r1 = min(r0 + block_rows, n_rows)
-            m = r1 - r0
-            pb = np.zeros((m, k), dtype=np.float32)
-            for r in range(m):
-                u = row_users[r0 + r]
-                if u >= 0:
-                    pb[r] = P32[u]
-            approx = np.dot(pb, QT32)
-            for r in range(m):
-                if row_users[r0 + r] < 0:
-                    for j in range(n_items):
-                        approx[r, j] = np.float32(fallback[j]) - (
-                            item_add[j] if item_add.shape[0] > 0 else np.float32(0)
-                        )
+            users = row_users[r0:r1]
+            known = users >= 0
+            if known.all():
+                approx = P32[users] @ QT32
+            else:
+                approx = np.empty((r1 - r0, QT32.shape[1]), dtype=np.float32)
+                approx[known] = P32[users[known]] @ QT32
+                approx[~known] = fallback32
             _rescore_rows(
-                approx,
-                row_base[r0:r1],
-                item_add,
-                row_users[r0:r1],
-                excl_indptr,
-                excl_indices,
-                slack[r0:r1],
-                P,
-                Q,
-                bu,
-                bi,
-                intercept,
-                fallback,
-                out_idx[r0:r1],
+                approx, row_base[r0:r1], item_add, users, excl_indptr, excl_indices,
+                slack[r0:r1], P, Q, bu, bi, intercept, fallback, out_idx[r0:r1],
                 out_scores[r0:r1],
-            )
+            )  # fmt: skip
+
+    def prepare():  # compile the selection on this thread (see run_threads)
+        _rescore_rows(
+            np.empty((0, QT32.shape[1]), dtype=np.float32), row_base[:0], item_add,
+            row_users[:0], excl_indptr, excl_indices, slack[:0], P, Q, bu, bi, intercept,
+            fallback, out_idx[:0], out_scores[:0],
+        )  # fmt: skip
+
+    run_threads(work, n_blocks, prepare=prepare)
