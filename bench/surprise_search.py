@@ -26,14 +26,13 @@ trial is recorded: values, per-fold validation RMSE, mean, seconds.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import time
-from typing import Any
 
 import numpy as np
 
 from _common import RESULTS, rmse_mae, surprise_data, write_result
+from defaults_search import _guess, parse_grid
 
 SEARCHES = RESULTS / "searches"
 ALGOS = {"svd": "SVD", "svdpp": "SVDpp"}
@@ -41,23 +40,6 @@ ALGOS = {"svd": "SVD", "svdpp": "SVDpp"}
 
 def result_name(algo: str, round_name: str) -> str:
     return f"surprise_{algo}_ml-100k_{round_name}"
-
-
-def _guess(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_grid(text: str) -> list[dict[str, Any]]:
-    axes = []
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        name, values = part.split("=", 1)
-        axes.append([(name.strip(), _guess(v.strip())) for v in values.split(",")])
-    return [dict(combo) for combo in itertools.product(*axes)]
 
 
 def validation_folds(folds: int, seed: int):
