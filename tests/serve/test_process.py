@@ -227,3 +227,24 @@ def test_retrain_refits_on_training_plus_feedback(small_model_path, tmp_path):
     assert seen[0, new.items_.index([rated])[0]] == 1.0
     assert new.item_titles_[new.items_.index([5])[0]] == old.item_titles_[old.items_.index([5])[0]]
     assert np.isfinite(new.predict(9001, 500))
+
+
+def test_workers_get_time_to_start_on_a_busy_machine(small_model_path, tmp_path, monkeypatch):
+    """uvicorn's supervisor kills a worker that is not ready within
+    ``timeout_worker_healthcheck`` (5 s by default): a worker loading a model on a busy
+    machine needs longer, so `mfrec serve --workers` gives it a minute."""
+    import inspect
+
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    model = tmp_path / "m.mfrec"
+    model.write_bytes(small_model_path.read_bytes())
+    result = CliRunner().invoke(main, ["serve", str(model), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert calls and calls[0]["workers"] == 2
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        assert calls[0]["timeout_worker_healthcheck"] == 60
+    else:  # an older uvicorn without the setting: nothing passed that it would refuse
+        assert "timeout_worker_healthcheck" not in calls[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import os
 from pathlib import Path
@@ -110,9 +111,24 @@ def serve(model, host, port, store, workers, api_key_file, log_level) -> None:
             port=port,
             workers=workers,
             log_level=log_level,
+            **_worker_timeout(uvicorn.Config),
         )
     finally:
         remove_run_dir(run)
+
+
+# A worker loads the model file and warms its kernels before it answers uvicorn's
+# supervisor; on a busy machine that takes longer than uvicorn's default 5 s, and the
+# supervisor then kills the new worker (a SIGHUP restart is aborted) or a live one it
+# pinged while it was busy. One minute is still short enough to replace a hung worker.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
+def _worker_timeout(config_class) -> dict[str, int]:
+    """``timeout_worker_healthcheck`` for the uvicorn versions that have it."""
+    if "timeout_worker_healthcheck" in inspect.signature(config_class).parameters:
+        return {"timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS}
+    return {}
 
 
 @click.command()
