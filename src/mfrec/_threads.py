@@ -29,6 +29,15 @@ logger = logging.getLogger(__name__)
 #: another thread pays for itself; below 2x this, one thread runs it (bench/contention.py).
 MIN_WORK_PER_THREAD = 1_000_000
 
+#: The same on a busy machine (another thread runnable), for regions that run once
+#: (scoring, top-N, SVD++'s implicit sums) rather than epoch after epoch (those measure,
+#: :class:`EpochThreads`). A region waits for its slowest thread, and on a busy machine a
+#: helper is often descheduled for a whole time slice (a few ms) while it holds a task:
+#: measured on 2 cores with 2 CPU-bound processes, a 0.4 ms region took 0.7 ms at the
+#: median on 2 threads but 7 ms at the 90th percentile (0.6 / 1.5 ms on one thread). A
+#: region is split only when each thread's share (tens of ms) dwarfs that tail.
+BUSY_MIN_WORK_PER_THREAD = 50_000_000
+
 
 def available_threads() -> int:
     """Threads numba may use here (``NUMBA_NUM_THREADS``, else the usable cores)."""
@@ -59,13 +68,14 @@ def env_threads() -> int | None:
     return value
 
 
-def resolve_threads(n_threads: int | None, work: float | None = None) -> int:
+def resolve_threads(n_threads: int | None, work: float | None = None, busy: bool = False) -> int:
     """The thread count to run with.
 
     ``None`` -> every available thread, capped by ``MFREC_THREADS`` when it is set, and,
     given the ``work`` of one parallel region (about one multiply-add per unit), by one
-    thread per :data:`MIN_WORK_PER_THREAD` of it (at least one); an int is capped at
-    what numba has and never reduced by ``work``.
+    thread per :data:`MIN_WORK_PER_THREAD` of it (per :data:`BUSY_MIN_WORK_PER_THREAD`
+    when ``busy``; at least one); an int is capped at what numba has and never reduced
+    by ``work``.
     """
     limit = available_threads()
     if n_threads is None:
@@ -73,7 +83,8 @@ def resolve_threads(n_threads: int | None, work: float | None = None) -> int:
         n = limit if cap is None else min(cap, limit)
         if work is None:
             return n
-        return max(1, min(n, int(work // MIN_WORK_PER_THREAD)))
+        per_thread = BUSY_MIN_WORK_PER_THREAD if busy else MIN_WORK_PER_THREAD
+        return max(1, min(n, int(work // per_thread)))
     return max(1, min(int(n_threads), limit))
 
 
@@ -99,17 +110,35 @@ def numba_threads(n_threads: int | None, work: float | None = None) -> Iterator[
         numba.set_num_threads(previous)
 
 
+def region_threads(allowed: int, work: float) -> int:
+    """Threads for one parallel region of ``work`` units run once (not epoch after
+    epoch): at most ``allowed``, one per :data:`MIN_WORK_PER_THREAD` of work, and one per
+    :data:`BUSY_MIN_WORK_PER_THREAD` when another thread is runnable
+    (:func:`other_runnable`, read only when the work would be split at all)."""
+    n = min(allowed, resolve_threads(None, work))
+    if n > 1 and machine_busy():
+        n = min(n, resolve_threads(None, work, busy=True))
+    return n
+
+
+def machine_busy() -> bool:
+    """Whether a thread of another process (or another thread of this one) is ready to
+    run right now: the cores are not all ours."""
+    others = other_runnable()
+    return others is not None and others > 0
+
+
 @contextlib.contextmanager
 def threads_for_work(work: float) -> Iterator[int]:
-    """Inside the block, numba runs on no more threads than ``work`` merits
-    (:func:`resolve_threads`) nor than the caller allowed (an enclosing
-    :func:`numba_threads`, or an adaptive fit that chose one thread)."""
+    """Inside the block, numba runs on no more threads than a region of ``work`` merits
+    on the machine as it is now (:func:`region_threads`) nor than the caller allowed (an
+    enclosing :func:`numba_threads`, or an adaptive fit that chose one thread)."""
     import numba
 
     import mfrec.kernels  # noqa: F401  (the OpenMP wait policy, before threads start)
 
     previous = numba.get_num_threads()
-    n = min(previous, resolve_threads(None, work))
+    n = region_threads(previous, work)
     numba.set_num_threads(n)
     try:
         yield n
@@ -133,6 +162,11 @@ class EpochThreads:
     """Picks the thread count of each epoch of an iterative fit: ``n`` threads or one,
     whichever measured faster per epoch (a measured parallel efficiency).
 
+    Given the ``work`` of one epoch's parallel region, an epoch too small to split on a
+    busy machine (fewer threads by :data:`BUSY_MIN_WORK_PER_THREAD` than ``n``) runs on
+    those fewer threads whenever the machine looks busy, unmeasured, and on ``n`` when
+    it looks quiet.
+
     While the machine looks quiet (no other runnable thread) and no measurement says
     otherwise, every epoch runs on ``n`` threads. Once it is busy, the epochs measure
     one thread and ``n`` threads (each epoch's time, compiles excluded; the first epoch's
@@ -143,20 +177,34 @@ class EpochThreads:
     count, so only speed changes.
     """
 
-    def __init__(self, n: int, adaptive: bool = True, max_interval: int = 32) -> None:
+    def __init__(
+        self, n: int, adaptive: bool = True, max_interval: int = 32, work: float | None = None
+    ) -> None:
         self.n = max(1, int(n))
         self.adaptive = adaptive and self.n > 1
         self.max_interval = max_interval
+        #: Threads an epoch of ``work`` merits on a busy machine: when that is fewer
+        #: than ``n``, a busy epoch runs on them without measuring (see :meth:`next`).
+        self.busy_threads = (
+            self.n if work is None else min(self.n, resolve_threads(None, work, busy=True))
+        )
         self.seconds: dict[int, float] = {}
         self._epoch = 0
         self._interval = 4
         self._next_probe = 0
         self._probe_of: int | None = None  # the best before the probe running now
+        self._unmeasured = False
 
     def next(self) -> int:
         """The thread count for the next epoch."""
         self._epoch += 1
         self._probe_of = None
+        self._unmeasured = False
+        if self.adaptive and self.busy_threads < self.n and machine_busy():
+            # Too little work per epoch to split on a busy machine (a descheduled
+            # thread stalls the others for a time slice): no parallel epoch to measure.
+            self._unmeasured = True
+            return self.busy_threads
         if not self.adaptive or self._epoch == 1:
             return self.n
         best = self.best()
@@ -179,7 +227,7 @@ class EpochThreads:
 
     def record(self, threads: int, seconds: float) -> None:
         """The time of the epoch just run on ``threads`` threads (compiles excluded)."""
-        if not self.adaptive or self._epoch == 1:
+        if not self.adaptive or self._epoch == 1 or self._unmeasured:
             return
         self.seconds[threads] = seconds
         if self._probe_of is not None:

@@ -44,9 +44,12 @@ Users and items are dealt into S strata each. The ratings of user-stratum a and
 item-stratum b form block (a, b). An epoch runs S sub-epochs; in sub-epoch s the S
 blocks (t, (t + s) mod S), t = 0..S-1, share no user and no item, so threads update them
 at once without locks or races (the stratified SGD of Gemulla et al. 2011, as in LIBMF).
-The result depends on the seed and S -- never on the thread count or timing. Threads
-claim a sub-epoch's blocks one by one, so with S above the thread count (default 8) a
-descheduled thread delays one block while the others take the rest.
+The result depends on the seed and S -- never on the thread count or timing. An epoch is
+one parallel region without barriers: threads claim the S^2 blocks in sub-epoch order,
+and a block waits only until the blocks before it on its user stratum and on its item
+stratum are done (at most two), so every stratum sees the same sequence of updates as
+with a barrier after each sub-epoch, and a descheduled thread holds up only the blocks
+that follow its own.
 
 Memory layout (why it is fast)
 ------------------------------
@@ -61,7 +64,7 @@ of 10M ratings, which misses the cache on every rating.
 import numpy as np
 from numba import njit
 
-from ._common import FAST, claim, run_workers, shuffle, shuffle_pairs
+from ._common import FAST, claim, publish, run_workers, shuffle, shuffle_pairs, wait_for
 
 
 @njit(
@@ -306,33 +309,44 @@ def _sgd_group(
 
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _sgd_blocks_worker(
-    counter, n_tasks, s0, s1, group_user, group_start, block_group_ptr, group_order, items,
-    ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive,
-    XU, XI, sse,
+    counter, n_tasks, n_strata, progress, group_user, group_start, block_group_ptr,
+    group_order, items, ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
+    use_bias, GU, GI, adaptive, XU, XI, sse,
 ):  # fmt: skip
-    # Sub-epochs s0 .. s1 - 1, one after the other; the n_tasks = n_strata blocks of
-    # sub-epoch s are claimed from counter[s - s0].
-    S = n_tasks
-    for s in range(s0, s1):
-        while True:
-            t = claim(counter, s - s0)
-            if t >= S:
-                break
-            b = t * S + (t + s) % S
-            g0 = block_group_ptr[b]
-            g1 = block_group_ptr[b + 1]
-            state = shuffle(group_order, g0, g1, np.uint64(seeds[b]))  # the block's groups
-            block_sse = 0.0
-            for q in range(g0, g1):
-                g = group_order[q]
-                start = group_start[g]
-                stop = group_start[g + 1]
-                state = shuffle_pairs(items, ratings, start, stop, state)
-                block_sse += _sgd_group(
-                    group_user[g], items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg,
-                    lr_bias, reg_bias, use_bias, GU, GI, adaptive, XU, XI,
-                )  # fmt: skip
-            sse[b] = block_sse
+    # Task t = s * S + a is block (a, (a + s) mod S) of sub-epoch s (module docstring),
+    # claimed in order. It may start once its user stratum a and its item stratum c have
+    # each had their blocks of sub-epochs 0 .. s - 1 done: progress[a] and
+    # progress[S + c] count those. Every stratum therefore sees its blocks in the order
+    # of the sub-epochs, exactly as with a barrier after each sub-epoch, so the result
+    # is the same -- but a thread waits only for the (at most two) blocks its block
+    # follows, never for a whole sub-epoch.
+    S = n_strata
+    while True:
+        t = claim(counter, 0)
+        if t >= n_tasks:
+            break
+        s = t // S
+        a = t - s * S
+        c = (a + s) % S
+        wait_for(progress, a, s)
+        wait_for(progress, S + c, s)
+        b = a * S + c
+        g0 = block_group_ptr[b]
+        g1 = block_group_ptr[b + 1]
+        state = shuffle(group_order, g0, g1, np.uint64(seeds[b]))  # the block's groups
+        block_sse = 0.0
+        for q in range(g0, g1):
+            g = group_order[q]
+            start = group_start[g]
+            stop = group_start[g + 1]
+            state = shuffle_pairs(items, ratings, start, stop, state)
+            block_sse += _sgd_group(
+                group_user[g], items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg,
+                lr_bias, reg_bias, use_bias, GU, GI, adaptive, XU, XI,
+            )  # fmt: skip
+        sse[b] = block_sse
+        publish(progress, a)
+        publish(progress, S + c)
 
 
 def sgd_epoch_grouped(
@@ -346,23 +360,20 @@ def sgd_epoch_grouped(
     ``group_order[block_group_ptr[b]:block_group_ptr[b + 1]]``. ``items``, ``ratings``
     and ``group_order`` are reshuffled in place from ``seeds[b]``. Returns the sum of
     squared errors seen during the epoch.
+
+    The whole epoch is one parallel region on at most ``n_strata`` threads: no barrier
+    between sub-epochs, each block waits only for the blocks before it on its strata.
     """
     import numba
 
     S = int(n_strata)
     sse = np.zeros(S * S)
-    args = (
-        group_user, group_start, block_group_ptr, group_order, items, ratings, seeds, P, Q, bu,
-        bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive, XU, XI, sse,
+    progress = np.zeros(2 * S, dtype=np.int64)
+    run_workers(
+        _sgd_blocks_worker, S * S, S, progress, group_user, group_start, block_group_ptr,
+        group_order, items, ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
+        use_bias, GU, GI, adaptive, XU, XI, sse, threads=min(numba.get_num_threads(), S),
     )  # fmt: skip
-    if numba.get_num_threads() == 1 or S == 1:
-        # One call for the whole epoch: no per-sub-epoch dispatch.
-        _sgd_blocks_worker(np.zeros(S, dtype=np.int64), S, 0, S, *args)
-    else:
-        for s in range(S):
-            # Threads claim the sub-epoch's blocks one at a time: a thread the OS
-            # deschedules delays one block, not a fixed share of them.
-            run_workers(_sgd_blocks_worker, S, s, s + 1, *args)
     return sse.sum()
 
 
