@@ -15,6 +15,13 @@ from mfrec._threads import EpochThreads, resolve_threads
 from mfrec.data.synthetic import make_ratings
 
 
+@pytest.fixture(autouse=True)
+def load_from_the_run_queue(monkeypatch):
+    """Tests simulate the load through ``other_runnable``: no run-delay counts (as on a
+    system without /proc/self/task/*/schedstat), unless a test gives its own."""
+    monkeypatch.setattr(_threads, "own_run_delay", lambda: None)
+
+
 def test_resolve_threads_follows_work_unless_given():
     limit = _threads.available_threads()
     assert resolve_threads(None) == limit
@@ -81,6 +88,21 @@ def test_small_epochs_run_on_one_thread_while_the_machine_is_busy(monkeypatch):
     # A thread count the user chose is kept, busy or not.
     fixed = EpochThreads(2, adaptive=False, work=small)
     assert run_schedule(fixed, {1: 1.0, 2: 9.0}, 4) == [2] * 4
+
+
+def test_busy_is_our_threads_waiting_for_a_cpu_during_the_last_epoch(monkeypatch):
+    """After the first epoch, busy means this process's threads waited for a CPU more
+    than CONTENDED_SHARE of the epoch's wall time; a run-queue snapshot that happens to
+    catch another thread does not count."""
+    clock = iter(float(t) for t in range(100))  # one second per epoch
+    delays = iter([0.0, 0.0, 0.01, 0.01, 0.5, 1.0, 1.0, 1.0])  # cumulative seconds
+    monkeypatch.setattr(_threads, "_clock", lambda: next(clock))
+    monkeypatch.setattr(_threads, "own_run_delay", lambda: next(delays))
+    monkeypatch.setattr(_threads, "other_runnable", lambda: 3)  # the snapshot says busy
+    tuner = EpochThreads(2, work=4 * _threads.MIN_WORK_PER_THREAD)
+    # epoch 1: snapshot (busy); 2: no wait; 3: 1% waited; 4: none; 5: 49%; 6: 50%;
+    # 7, 8: none.
+    assert [tuner.busy() for _ in range(8)] == [True, False, False, False, True, True, False, False]
 
 
 def test_sgd_layout_and_epochs_use_the_threads_asked_for(monkeypatch):

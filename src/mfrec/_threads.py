@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -158,6 +159,28 @@ def other_runnable() -> int | None:
     return max(0, running - 1)
 
 
+def own_run_delay() -> float | None:
+    """Seconds this process's threads have spent ready to run but waiting for a CPU,
+    summed over its live threads (``/proc/self/task/*/schedstat``), or None where the
+    system does not say. Unlike a snapshot of the run queue, it measures exactly what a
+    parallel schedule suffers from: our own threads kept off the cores."""
+    total = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/schedstat") as f:
+                total += int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
+#: An epoch during which this process's threads waited for a CPU longer than this share
+#: of its wall time ran on a busy machine (:class:`EpochThreads`).
+CONTENDED_SHARE = 0.05
+
+_clock = time.perf_counter
+
+
 class EpochThreads:
     """Picks the thread count of each epoch of an iterative fit: ``n`` threads or one,
     whichever measured faster per epoch (a measured parallel efficiency).
@@ -167,7 +190,13 @@ class EpochThreads:
     those fewer threads whenever the machine looks busy, unmeasured, and on ``n`` when
     it looks quiet.
 
-    While the machine looks quiet (no other runnable thread) and no measurement says
+    Busy or quiet is judged from the epoch before: busy when this process's threads
+    waited for a CPU more than :data:`CONTENDED_SHARE` of its wall time
+    (:func:`own_run_delay`; a snapshot of the run queue, :func:`other_runnable`, before
+    the first epoch or where the system keeps no such count). A process that runs for a
+    millisecond now and then beside the fit does not make it busy; two CPU-bound ones do.
+
+    While the machine looks quiet and no measurement says
     otherwise, every epoch runs on ``n`` threads. Once it is busy, the epochs measure
     one thread and ``n`` threads (each epoch's time, compiles excluded; the first epoch's
     first-call costs are not used) and then run the faster, probing the other again
@@ -194,13 +223,26 @@ class EpochThreads:
         self._next_probe = 0
         self._probe_of: int | None = None  # the best before the probe running now
         self._unmeasured = False
+        self._sample: tuple[float, float | None] | None = None  # (clock, run delay)
+
+    def busy(self) -> bool:
+        """Whether the machine was busy for this process since the last call (see the
+        class docstring); the first call reads the run queue."""
+        now, delay = _clock(), own_run_delay()
+        last, self._sample = self._sample, (now, delay)
+        if last is None or delay is None or last[1] is None or now <= last[0]:
+            return machine_busy()
+        return (delay - last[1]) / (now - last[0]) > CONTENDED_SHARE
 
     def next(self) -> int:
         """The thread count for the next epoch."""
         self._epoch += 1
         self._probe_of = None
         self._unmeasured = False
-        if self.adaptive and self.busy_threads < self.n and machine_busy():
+        if not self.adaptive:
+            return self.n
+        busy = self.busy()
+        if self.busy_threads < self.n and busy:
             # Too little work per epoch to split on a busy machine (a descheduled
             # thread stalls the others for a time slice): no parallel epoch to measure.
             self._unmeasured = True
@@ -208,7 +250,7 @@ class EpochThreads:
         if not self.adaptive or self._epoch == 1:
             return self.n
         best = self.best()
-        if best == self.n and 1 not in self.seconds and other_runnable() == 0:
+        if best == self.n and 1 not in self.seconds and not busy:
             return self.n  # quiet: nothing to learn from a one-thread epoch
         for threads in (1, self.n):
             if threads not in self.seconds:
