@@ -403,96 +403,74 @@ def build_layout(
     """Lay the ratings out block by block, each block grouped by user, in O(n + users x S).
 
     A user lies in exactly one user stratum a, so block (a, c) is the users of stratum a
-    (in index order), each with their ratings of items in stratum c. Counting ratings per
-    (user, item stratum) gives every group's place; one pass then scatters the ratings
-    into ``out_items``/``out_ratings``. Returns ``(group_user, group_start,
-    block_group_ptr)`` as :func:`sgd_epoch_grouped` takes them.
+    (in index order), each with their ratings of items in stratum c (in input order).
+    Counting ratings per (user, item stratum) cell gives every group's place; the
+    ratings are then bucketed by block and each block's placed into its groups. Returns
+    ``(group_user, group_start, block_group_ptr)`` as :func:`sgd_epoch_grouped` takes
+    them.
+
+    Only the two passes over the ratings are compiled, and they allocate nothing: the
+    per-cell bookkeeping (users x S entries) is numpy's, which keeps numba's array
+    constructors out of the first run's compile (about a second of CPU).
     """
-    layout = _bucket_by_block(
-        users, items, ratings, user_stratum, item_stratum, n_strata, out_ratings
+    S = int(n_strata)
+    n_users = user_stratum.shape[0]
+    count = np.zeros(n_users * S, dtype=np.int64)
+    _count_cells(users, items, item_stratum, S, count)
+    count = count.reshape(n_users, S)
+    # The groups: non-empty cells ordered by (user stratum, item stratum, user).
+    cell_user, cell_stratum = np.nonzero(count)
+    order = np.lexsort((cell_user, cell_stratum, user_stratum[cell_user]))
+    group_user = cell_user[order].astype(np.int32)
+    group_stratum = cell_stratum[order]
+    group_start = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(count[group_user, group_stratum], out=group_start[1:])
+    group_block = user_stratum[group_user].astype(np.int64) * S + group_stratum
+    block_group_ptr = np.zeros(S * S + 1, dtype=np.int64)
+    np.cumsum(np.bincount(group_block, minlength=S * S), out=block_group_ptr[1:])
+    offset = np.zeros((n_users, S), dtype=np.int64)  # next free slot of (user, stratum)
+    offset[group_user, group_stratum] = group_start[:-1]
+    # Two-level scatter (as in a radix sort): first bucket the ratings by block -- S*S
+    # write streams, cache friendly -- then place each block's ratings into its groups,
+    # blocks in parallel, each inside its own ~n/S^2 slice that stays in cache. (A
+    # direct scatter of randomly ordered input misses the cache on every rating.)
+    block_start = group_start[block_group_ptr]
+    n = users.shape[0]
+    by_block = (
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=out_ratings.dtype),
     )
-    group_user, group_start, block_group_ptr, block_start, offset, *by_block = layout
-    # Then each block's ratings into its groups, blocks in parallel.
+    fill = block_start[: S * S].copy()
+    _bucket_by_block(users, items, ratings, user_stratum, item_stratum, S, fill, *by_block)
     run_workers(
-        _place_blocks_worker, block_start.shape[0] - 1, *by_block, block_start, item_stratum,
-        offset, out_items, out_ratings,
+        _place_blocks_worker, S * S, *by_block, block_start, item_stratum, offset, out_items,
+        out_ratings,
     )  # fmt: skip
     return group_user, group_start, block_group_ptr
 
 
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
-def _bucket_by_block(users, items, ratings, user_stratum, item_stratum, n_strata, out_ratings):
-    # build_layout up to the last scatter: the groups, and the ratings bucketed by block.
-    n_users = user_stratum.shape[0]
-    S = n_strata
-    count = np.zeros((n_users, S), dtype=np.int64)
+def _count_cells(users, items, item_stratum, n_strata, count):
+    # count[u * S + c] += 1 for every rating of user u on an item of stratum c.
     for t in range(users.shape[0]):
-        count[users[t], item_stratum[items[t]]] += 1
-    # Users of each stratum, in index order.
-    stratum_size = np.zeros(S + 1, dtype=np.int64)
-    for u in range(n_users):
-        stratum_size[user_stratum[u] + 1] += 1
-    for a in range(S):
-        stratum_size[a + 1] += stratum_size[a]
-    members = np.empty(n_users, dtype=np.int32)
-    fill = stratum_size[:S].copy()
-    for u in range(n_users):
-        a = user_stratum[u]
-        members[fill[a]] = u
-        fill[a] += 1
-    n_groups = 0
-    for u in range(n_users):
-        for c in range(S):
-            if count[u, c] > 0:
-                n_groups += 1
-    group_user = np.empty(n_groups, dtype=np.int32)
-    group_start = np.empty(n_groups + 1, dtype=np.int64)
-    block_group_ptr = np.zeros(S * S + 1, dtype=np.int64)
-    offset = np.empty((n_users, S), dtype=np.int64)  # next free slot of (user, stratum)
-    g = 0
-    pos = 0
-    for a in range(S):
-        for c in range(S):
-            for m in range(stratum_size[a], stratum_size[a + 1]):
-                u = members[m]
-                k = count[u, c]
-                if k > 0:
-                    group_user[g] = u
-                    group_start[g] = pos
-                    offset[u, c] = pos
-                    pos += k
-                    g += 1
-            block_group_ptr[a * S + c + 1] = g
-    group_start[n_groups] = pos
-    # Two-level scatter (as in a radix sort): first bucket the ratings by block -- S*S
-    # write streams, cache friendly -- then place each block's ratings into its groups,
-    # blocks in parallel, each inside its own ~n/S^2 slice that stays in cache. (A
-    # direct scatter of randomly ordered input misses the cache on every rating.)
-    block_start = np.empty(S * S + 1, dtype=np.int64)
-    for b in range(S * S + 1):
-        block_start[b] = group_start[block_group_ptr[b]]
-    fill = block_start[: S * S].copy()
-    tmp_users = np.empty(users.shape[0], dtype=np.int32)
-    tmp_items = np.empty(users.shape[0], dtype=np.int32)
-    tmp_ratings = np.empty(users.shape[0], dtype=out_ratings.dtype)
+        count[np.int64(users[t]) * n_strata + item_stratum[items[t]]] += 1
+
+
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _bucket_by_block(
+    users, items, ratings, user_stratum, item_stratum, n_strata, fill, out_users, out_items,
+    out_ratings,
+):  # fmt: skip
+    # Stable bucketing of the ratings by block; fill[b] is block b's next free slot.
     for t in range(users.shape[0]):
         u = users[t]
-        b = user_stratum[u] * S + item_stratum[items[t]]
+        b = np.int64(user_stratum[u]) * n_strata + item_stratum[items[t]]
         p = fill[b]
-        tmp_users[p] = u
-        tmp_items[p] = items[t]
-        tmp_ratings[p] = ratings[t]
+        out_users[p] = u
+        out_items[p] = items[t]
+        out_ratings[p] = ratings[t]
         fill[b] = p + 1
-    return (
-        group_user,
-        group_start,
-        block_group_ptr,
-        block_start,
-        offset,
-        tmp_users,
-        tmp_items,
-        tmp_ratings,
-    )
 
 
 def sgd_epoch_grouped_reference(

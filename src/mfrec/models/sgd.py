@@ -121,7 +121,7 @@ def grouped_layout(
     ratings block by block, each block grouped by user (see :mod:`mfrec.kernels.sgd`).
 
     Costs 8 bytes per rating (items + values) plus a few per user and block; built in
-    one counting pass and one scatter pass (:func:`mfrec.kernels.sgd.build_layout`)."""
+    one counting pass and two scatter passes (:func:`mfrec.kernels.sgd.build_layout`)."""
     from mfrec.kernels.sgd import build_layout
 
     if n_strata == 1:
