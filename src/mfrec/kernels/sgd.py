@@ -267,86 +267,93 @@ def sgd_epoch(
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _sgd_group(
-    u, items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
-    GU, GI, adaptive, XU, XI,
-):  # fmt: skip
-    # The ratings items[start:stop] / ratings[start:stop] all belong to user u: p_u
-    # stays in L1 for the whole group.
-    sse = 0.0
-    pu = P[u]
-    reg_p = _row_reg(XU, u, 0, reg)
-    reg_bu = _row_reg(XU, u, 1, reg_bias)
-    if adaptive and use_bias:
-        gu = GU[u]
-        for t in range(start, stop):
-            i = items[t]
-            sse += _step_biased_adagrad(
-                pu, Q[i], gu, GI[i], u, i, ratings[t], bu, bi, mu, lr, reg_p,
-                _row_reg(XI, i, 0, reg), lr_bias, reg_bu, _row_reg(XI, i, 1, reg_bias),
-            )  # fmt: skip
-    elif adaptive:
-        gu = GU[u]
-        for t in range(start, stop):
-            i = items[t]
-            sse += _step_plain_adagrad(
-                pu, Q[i], gu, GI[i], ratings[t], mu, lr, reg_p, _row_reg(XI, i, 0, reg)
-            )
-    elif use_bias:
-        for t in range(start, stop):
-            i = items[t]
-            sse += _step_biased(
-                pu, Q[i], u, i, ratings[t], bu, bi, mu, lr, reg_p, _row_reg(XI, i, 0, reg),
-                lr_bias, reg_bu, _row_reg(XI, i, 1, reg_bias),
-            )  # fmt: skip
-    else:
-        for t in range(start, stop):
-            i = items[t]
-            sse += _step_plain(pu, Q[i], ratings[t], mu, lr, reg_p, _row_reg(XI, i, 0, reg))
-    return sse
+def _blocks_worker(adaptive, use_bias):
+    """The epoch's worker for one step rule, compiled on first use. ``ADAPTIVE`` and
+    ``USE_BIAS`` are constants of the closure, so numba prunes the branches of the
+    other three rules before compiling: a fit compiles its own rule only (a quarter of
+    the group loop; FunkSVD and BiasedMF with plain or AdaGrad steps are the four)."""
+    ADAPTIVE = bool(adaptive)
+    USE_BIAS = bool(use_bias)
+
+    # FAST: the inlined steps compile with the caller's flags (vectorised dot products).
+    @njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
+    def worker(
+        counter, n_tasks, n_strata, progress, group_user, group_start, block_group_ptr,
+        group_order, items, ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
+        GU, GI, XU, XI, sse,
+    ):  # fmt: skip
+        # Task t = s * S + a is block (a, (a + s) mod S) of sub-epoch s (module
+        # docstring), claimed in order. It may start once its user stratum a and its
+        # item stratum c have each had their blocks of sub-epochs 0 .. s - 1 done:
+        # progress[a] and progress[S + c] count those. Every stratum therefore sees its
+        # blocks in the order of the sub-epochs, exactly as with a barrier after each
+        # sub-epoch, so the result is the same -- but a thread waits only for the (at
+        # most two) blocks its block follows, never for a whole sub-epoch.
+        S = n_strata
+        while True:
+            t = claim(counter, 0)
+            if t >= n_tasks:
+                break
+            s = t // S
+            a = t - s * S
+            c = (a + s) % S
+            wait_for(progress, a, s)
+            wait_for(progress, S + c, s)
+            b = a * S + c
+            g0 = block_group_ptr[b]
+            g1 = block_group_ptr[b + 1]
+            state = shuffle(group_order, g0, g1, np.uint64(seeds[b]))  # the block's groups
+            block_sse = 0.0
+            for q in range(g0, g1):
+                g = group_order[q]
+                start = group_start[g]
+                stop = group_start[g + 1]
+                state = shuffle_pairs(items, ratings, start, stop, state)
+                # The group's ratings all belong to user u: p_u stays in L1.
+                u = group_user[g]
+                pu = P[u]
+                reg_p = _row_reg(XU, u, 0, reg)
+                reg_bu = _row_reg(XU, u, 1, reg_bias)
+                if ADAPTIVE:
+                    gu = GU[u]
+                    if USE_BIAS:
+                        for r in range(start, stop):
+                            i = items[r]
+                            block_sse += _step_biased_adagrad(
+                                pu, Q[i], gu, GI[i], u, i, ratings[r], bu, bi, mu, lr,
+                                reg_p, _row_reg(XI, i, 0, reg), lr_bias, reg_bu,
+                                _row_reg(XI, i, 1, reg_bias),
+                            )  # fmt: skip
+                    else:
+                        for r in range(start, stop):
+                            i = items[r]
+                            block_sse += _step_plain_adagrad(
+                                pu, Q[i], gu, GI[i], ratings[r], mu, lr, reg_p,
+                                _row_reg(XI, i, 0, reg),
+                            )  # fmt: skip
+                elif USE_BIAS:
+                    for r in range(start, stop):
+                        i = items[r]
+                        block_sse += _step_biased(
+                            pu, Q[i], u, i, ratings[r], bu, bi, mu, lr, reg_p,
+                            _row_reg(XI, i, 0, reg), lr_bias, reg_bu,
+                            _row_reg(XI, i, 1, reg_bias),
+                        )  # fmt: skip
+                else:
+                    for r in range(start, stop):
+                        i = items[r]
+                        block_sse += _step_plain(
+                            pu, Q[i], ratings[r], mu, lr, reg_p, _row_reg(XI, i, 0, reg)
+                        )
+            sse[b] = block_sse
+            publish(progress, a)
+            publish(progress, S + c)
+
+    return worker
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
-def _sgd_blocks_worker(
-    counter, n_tasks, n_strata, progress, group_user, group_start, block_group_ptr,
-    group_order, items, ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
-    use_bias, GU, GI, adaptive, XU, XI, sse,
-):  # fmt: skip
-    # Task t = s * S + a is block (a, (a + s) mod S) of sub-epoch s (module docstring),
-    # claimed in order. It may start once its user stratum a and its item stratum c have
-    # each had their blocks of sub-epochs 0 .. s - 1 done: progress[a] and
-    # progress[S + c] count those. Every stratum therefore sees its blocks in the order
-    # of the sub-epochs, exactly as with a barrier after each sub-epoch, so the result
-    # is the same -- but a thread waits only for the (at most two) blocks its block
-    # follows, never for a whole sub-epoch.
-    S = n_strata
-    while True:
-        t = claim(counter, 0)
-        if t >= n_tasks:
-            break
-        s = t // S
-        a = t - s * S
-        c = (a + s) % S
-        wait_for(progress, a, s)
-        wait_for(progress, S + c, s)
-        b = a * S + c
-        g0 = block_group_ptr[b]
-        g1 = block_group_ptr[b + 1]
-        state = shuffle(group_order, g0, g1, np.uint64(seeds[b]))  # the block's groups
-        block_sse = 0.0
-        for q in range(g0, g1):
-            g = group_order[q]
-            start = group_start[g]
-            stop = group_start[g + 1]
-            state = shuffle_pairs(items, ratings, start, stop, state)
-            block_sse += _sgd_group(
-                group_user[g], items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg,
-                lr_bias, reg_bias, use_bias, GU, GI, adaptive, XU, XI,
-            )  # fmt: skip
-        sse[b] = block_sse
-        publish(progress, a)
-        publish(progress, S + c)
+#: One worker per step rule, (adaptive, use_bias) -> compiled on its first epoch.
+_BLOCKS_WORKERS = {(a, b): _blocks_worker(a, b) for a in (False, True) for b in (False, True)}
 
 
 def sgd_epoch_grouped(
@@ -370,9 +377,9 @@ def sgd_epoch_grouped(
     sse = np.zeros(S * S)
     progress = np.zeros(2 * S, dtype=np.int64)
     run_workers(
-        _sgd_blocks_worker, S * S, S, progress, group_user, group_start, block_group_ptr,
-        group_order, items, ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
-        use_bias, GU, GI, adaptive, XU, XI, sse, threads=min(numba.get_num_threads(), S),
+        _BLOCKS_WORKERS[bool(adaptive), bool(use_bias)], S * S, S, progress, group_user,
+        group_start, block_group_ptr, group_order, items, ratings, seeds, P, Q, bu, bi, mu, lr,
+        reg, lr_bias, reg_bias, GU, GI, XU, XI, sse, threads=min(numba.get_num_threads(), S),
     )  # fmt: skip
     return sse.sum()
 
