@@ -31,6 +31,18 @@ _MASK = 0xFFFFFFFFFFFFFFFF
 # must never be called from Python: without its wrapper, the call crashes the process.
 
 
+#: The decorator of a hot-loop helper that only other kernels call: inlined into its
+#: caller (compiled with the caller, no call of its own) and without wrappers.
+inline_helper = njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
+
+
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def splitmix64(state):
     """Advance ``state`` (uint64) and return ``(state, 64 random bits)``."""
@@ -147,14 +159,19 @@ def run_workers(worker, n_tasks, *args, threads=None):
     )  # fmt: skip
 
 
+def _item_pointer(context, builder, signature, args):
+    """Pointer to ``args[0][args[1]]`` (an int64 array and an index) in a codegen."""
+    array_type = signature.args[0]
+    array = context.make_array(array_type)(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+
+
 @intrinsic
 def _fetch_add(typingctx, counter, index):
     """Atomically ``counter[index] += 1``; returns the value before (int64 array)."""
 
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        array = context.make_array(array_type)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+        ptr = _item_pointer(context, builder, signature, args)
         one = context.get_constant(types.int64, 1)
         return builder.atomic_rmw("add", ptr, one, "monotonic")
 
@@ -178,11 +195,8 @@ def _publish(typingctx, counter, index):
     """Atomically ``counter[index] += 1`` with release ordering (int64 array)."""
 
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        array = context.make_array(array_type)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
-        one = context.get_constant(types.int64, 1)
-        builder.atomic_rmw("add", ptr, one, "release")
+        ptr = _item_pointer(context, builder, signature, args)
+        builder.atomic_rmw("add", ptr, context.get_constant(types.int64, 1), "release")
         return context.get_dummy_value()
 
     return types.none(counter, index), codegen
@@ -193,9 +207,7 @@ def _load_acquire(typingctx, counter, index):
     """``counter[index]`` read atomically with acquire ordering (int64 array)."""
 
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        array = context.make_array(array_type)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+        ptr = _item_pointer(context, builder, signature, args)
         return builder.load_atomic(ptr, "acquire", 8)
 
     return types.int64(counter, index), codegen

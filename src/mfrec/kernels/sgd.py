@@ -64,17 +64,19 @@ of 10M ratings, which misses the cache on every rating.
 import numpy as np
 from numba import njit
 
-from ._common import FAST, claim, publish, run_workers, shuffle, shuffle_pairs, wait_for
-
-
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
+from ._common import (
+    FAST,
+    claim,
+    inline_helper,
+    publish,
+    run_workers,
+    shuffle,
+    shuffle_pairs,
+    wait_for,
 )
+
+
+@inline_helper
 def _row_reg(X, row, column, base):
     """base + X[row, column]: a row's per-rating penalty coefficient (module docstring);
     X empty means no count-aware part."""
@@ -83,14 +85,7 @@ def _row_reg(X, row, column, base):
     return base + X[row, column]
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu, reg_bi):
     """One rating's step (the update in the module docstring, with the rows' penalty
     coefficients); returns the squared error of the prediction made before it."""
@@ -108,14 +103,7 @@ def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu,
     return np.float64(err) * np.float64(err)
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _step_plain(pu, qi, r, mu, lr, reg_p, reg_q):
     """:func:`_step_biased` without the biases (FunkSVD). The two are separate
     functions, and callers branch on ``use_bias`` outside their loops, because a
@@ -132,14 +120,7 @@ def _step_plain(pu, qi, r, mu, lr, reg_p, reg_q):
     return np.float64(err) * np.float64(err)
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _adagrad_factors(pu, qi, gu, gi, err, lr, reg_p, reg_q):
     # LIBMF's row-wise AdaGrad step of p_u and q_i (module docstring); gu[0], gi[0]
     # are the rows' accumulators.
@@ -161,14 +142,7 @@ def _adagrad_factors(pu, qi, gu, gi, err, lr, reg_p, reg_q):
     gi[0] += sq / k
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _step_biased_adagrad(
     pu, qi, gu, gi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu, reg_bi
 ):
@@ -187,14 +161,7 @@ def _step_biased_adagrad(
     return np.float64(err) * np.float64(err)
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _step_plain_adagrad(pu, qi, gu, gi, r, mu, lr, reg_p, reg_q):
     """:func:`_step_plain` with LIBMF's adaptive step sizes."""
     dot = mu - mu
