@@ -85,6 +85,14 @@ def test_small_epochs_run_on_one_thread_while_the_machine_is_busy(monkeypatch):
     assert big.busy_threads == 2
     seen = run_schedule(big, {1: 1.0, 2: 0.5}, 12)
     assert 1 in seen and seen[-4:] == [2] * 4
+    # Small epochs split only when the run queue agrees that the machine is quiet.
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(_threads, "_clock", lambda: next(clock))
+    monkeypatch.setattr(_threads, "own_run_delay", lambda: 0.0)  # never waited
+    snapshot = [0, 0, 2, 0, 1]
+    tuner = EpochThreads(2, work=small)
+    monkeypatch.setattr(_threads, "other_runnable", lambda: snapshot[tuner._epoch - 1])
+    assert run_schedule(tuner, {1: 1.0, 2: 0.1}, 5) == [2, 2, 1, 2, 1]
     # A thread count the user chose is kept, busy or not.
     fixed = EpochThreads(2, adaptive=False, work=small)
     assert run_schedule(fixed, {1: 1.0, 2: 9.0}, 4) == [2] * 4

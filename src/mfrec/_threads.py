@@ -187,8 +187,8 @@ class EpochThreads:
 
     Given the ``work`` of one epoch's parallel region, an epoch too small to split on a
     busy machine (fewer threads by :data:`BUSY_MIN_WORK_PER_THREAD` than ``n``) runs on
-    those fewer threads whenever the machine looks busy, unmeasured, and on ``n`` when
-    it looks quiet.
+    those fewer threads, unmeasured, whenever the last epoch was busy or another thread
+    is runnable now, and on ``n`` when both look quiet.
 
     Busy or quiet is judged from the epoch before: busy when this process's threads
     waited for a CPU more than :data:`CONTENDED_SHARE` of its wall time
@@ -242,9 +242,11 @@ class EpochThreads:
         if not self.adaptive:
             return self.n
         busy = self.busy()
-        if self.busy_threads < self.n and busy:
+        if self.busy_threads < self.n and (busy or machine_busy()):
             # Too little work per epoch to split on a busy machine (a descheduled
             # thread stalls the others for a time slice): no parallel epoch to measure.
+            # Split only when both the last epoch and the run queue now look quiet: a
+            # wrong serial guess costs little here, a wrong parallel one a stall.
             self._unmeasured = True
             return self.busy_threads
         if not self.adaptive or self._epoch == 1:
