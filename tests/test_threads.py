@@ -140,6 +140,11 @@ def test_sgd_layout_and_epochs_use_the_threads_asked_for(monkeypatch):
     monkeypatch.setattr(_threads, "other_runnable", lambda: 0)
     BiasedMF(n_factors=4, n_epochs=2, patience=None, random_state=0).fit(ratings)
     assert seen and min(seen) == 2
+    # Busy, and far too little work to split on a busy machine: one thread throughout.
+    seen.clear()
+    monkeypatch.setattr(_threads, "other_runnable", lambda: 2)
+    BiasedMF(n_factors=4, n_epochs=3, patience=None, random_state=0).fit(ratings)
+    assert seen and set(seen) == {1}
 
 
 def run_schedule(tuner: EpochThreads, cost: dict[int, float], epochs: int) -> list[int]:

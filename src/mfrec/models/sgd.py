@@ -40,7 +40,7 @@ class _SGDFactorModel(FactorModel):
         return 0.0
 
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
-        from mfrec._threads import numba_threads
+        from mfrec._threads import numba_threads, threads_for_work
         from mfrec.kernels.sgd import sgd_epoch_grouped
         from mfrec.models.gd import sweep_threads
 
@@ -97,7 +97,8 @@ class _SGDFactorModel(FactorModel):
         # of k factors. The layout is built on the same threads (n_threads=1: one).
         small = self.n_strata == 1 or sweep_threads(self.n_threads, n, k) == 1
         with numba_threads(1 if small else self.n_threads, work=n * k):
-            layout = grouped_layout(train, self.n_strata, rng, dtype)
+            with threads_for_work(n):  # the layout's scatter: a one-off region of n
+                layout = grouped_layout(train, self.n_strata, rng, dtype)
             self._run_epochs(
                 self.n_epochs, epoch, validation, callback, self.patience, epoch_work=n * k
             )
