@@ -12,7 +12,9 @@ repeat (interleaved), and the table gives medians and their ratio; the 1-minute 
 average is recorded with every fit. Bigger data runs fewer models and epochs so the
 whole run stays within minutes. Target (issue 11): default / one thread <= 1.15 in
 every row, and >= 1.5x speed-up over one thread at 10M ratings on a quiet machine.
-Writes bench/results/contention.json.
+``--control`` adds a second one-thread arm to every repeat (same code as the first): its
+ratio to the first is the noise floor of that row (with hogs running, identical code
+paths have differed by 1.14x over two repeats). Writes bench/results/contention.json.
 """
 
 from __future__ import annotations
@@ -131,6 +133,10 @@ def main() -> None:
     parser.add_argument("--hogs", default="0,1,2")
     parser.add_argument("--repeats", type=int, default=None, help="override per-size repeats")
     parser.add_argument("--models", default=None, help="comma-separated subset")
+    parser.add_argument(
+        "--control", action="store_true",
+        help="a second one-thread arm per repeat: its ratio to the first is the noise floor",
+    )  # fmt: skip
     args = parser.parse_args()
     rows, raw = [], []
     for size in args.sizes.split(","):
@@ -152,6 +158,8 @@ def main() -> None:
                 for rep in range(repeats):
                     for name, settings in models.items():
                         order = ("default", "one") if rep % 2 == 0 else ("one", "default")
+                        if args.control:
+                            order = (*order, "one again")
                         for label in order:
                             threads = None if label == "default" else 1
                             seconds = run(name, settings, ratings, threads)
@@ -169,10 +177,17 @@ def main() -> None:
                 row = {"data": size, "n_ratings": len(ratings), "model": name, "hogs": n_hogs,
                        "default_s": default, "one_thread_s": one, "ratio": default / one,
                        "load1_median": float(np.median(loads)), "repeats": repeats}  # fmt: skip
+                control = ""
+                if args.control:
+                    again = float(np.median(times[(name, "one again")]))
+                    row["one_thread_again_s"] = again
+                    row["control_ratio"] = again / one
+                    control = f" control {again / one:5.2f}"
                 rows.append(row)
                 print(
                     f"{size:>8} {name:<13} hogs={n_hogs} default {default:8.3f}s "
-                    f"one {one:8.3f}s ratio {default / one:5.2f} load {row['load1_median']:.1f}",
+                    f"one {one:8.3f}s ratio {default / one:5.2f}{control} "
+                    f"load {row['load1_median']:.1f}",
                     flush=True,
                 )
     worst = max(r["ratio"] for r in rows)

@@ -31,11 +31,13 @@ logger = logging.getLogger("mfrec.compile")
 #: ``fit_compile_cpu_s`` of ``python bench/coldstart.py`` (CPU seconds inside numba's
 #: compile events during the fit, which load barely changes; a quiet machine's wall time
 #: is about the same, a busy one's longer), rounded to whole seconds, at least 1. Measured
-#: at commit 4c379bf (load 11-16). Used only for the "about N s" of the first-run
-#: message; models that compile nothing to fit (svd, bias, global-mean) are not listed.
+#: at commit 4c379bf (load 11-16); biased-mf and funk-svd again after their epoch worker
+#: was compiled per step rule (2.7 and 2.4 s at load 5.8, main 4.8 and 4.4 s beside them).
+#: Used only for the "about N s" of the first-run message; models that compile nothing
+#: to fit (svd, bias, global-mean) are not listed.
 TYPICAL_SECONDS: dict[str, float] = {
     "biased-mf": 3.0,
-    "funk-svd": 4.0,
+    "funk-svd": 2.0,
     "svdpp": 2.0,
     "als": 4.0,
     "implicit-als": 2.0,

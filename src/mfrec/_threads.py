@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +29,15 @@ logger = logging.getLogger(__name__)
 #: Units of work (about one multiply-add each) a parallel region needs per thread before
 #: another thread pays for itself; below 2x this, one thread runs it (bench/contention.py).
 MIN_WORK_PER_THREAD = 1_000_000
+
+#: The same on a busy machine (another thread runnable), for regions that run once
+#: (scoring, top-N, SVD++'s implicit sums) rather than epoch after epoch (those measure,
+#: :class:`EpochThreads`). A region waits for its slowest thread, and on a busy machine a
+#: helper is often descheduled for a whole time slice (a few ms) while it holds a task:
+#: measured on 2 cores with 2 CPU-bound processes, a 0.4 ms region took 0.7 ms at the
+#: median on 2 threads but 7 ms at the 90th percentile (0.6 / 1.5 ms on one thread). A
+#: region is split only when each thread's share (tens of ms) dwarfs that tail.
+BUSY_MIN_WORK_PER_THREAD = 50_000_000
 
 
 def available_threads() -> int:
@@ -59,13 +69,14 @@ def env_threads() -> int | None:
     return value
 
 
-def resolve_threads(n_threads: int | None, work: float | None = None) -> int:
+def resolve_threads(n_threads: int | None, work: float | None = None, busy: bool = False) -> int:
     """The thread count to run with.
 
     ``None`` -> every available thread, capped by ``MFREC_THREADS`` when it is set, and,
     given the ``work`` of one parallel region (about one multiply-add per unit), by one
-    thread per :data:`MIN_WORK_PER_THREAD` of it (at least one); an int is capped at
-    what numba has and never reduced by ``work``.
+    thread per :data:`MIN_WORK_PER_THREAD` of it (per :data:`BUSY_MIN_WORK_PER_THREAD`
+    when ``busy``; at least one); an int is capped at what numba has and never reduced
+    by ``work``.
     """
     limit = available_threads()
     if n_threads is None:
@@ -73,7 +84,8 @@ def resolve_threads(n_threads: int | None, work: float | None = None) -> int:
         n = limit if cap is None else min(cap, limit)
         if work is None:
             return n
-        return max(1, min(n, int(work // MIN_WORK_PER_THREAD)))
+        per_thread = BUSY_MIN_WORK_PER_THREAD if busy else MIN_WORK_PER_THREAD
+        return max(1, min(n, int(work // per_thread)))
     return max(1, min(int(n_threads), limit))
 
 
@@ -99,17 +111,35 @@ def numba_threads(n_threads: int | None, work: float | None = None) -> Iterator[
         numba.set_num_threads(previous)
 
 
+def region_threads(allowed: int, work: float) -> int:
+    """Threads for one parallel region of ``work`` units run once (not epoch after
+    epoch): at most ``allowed``, one per :data:`MIN_WORK_PER_THREAD` of work, and one per
+    :data:`BUSY_MIN_WORK_PER_THREAD` when another thread is runnable
+    (:func:`other_runnable`, read only when the work would be split at all)."""
+    n = min(allowed, resolve_threads(None, work))
+    if n > 1 and machine_busy():
+        n = min(n, resolve_threads(None, work, busy=True))
+    return n
+
+
+def machine_busy() -> bool:
+    """Whether a thread of another process (or another thread of this one) is ready to
+    run right now: the cores are not all ours."""
+    others = other_runnable()
+    return others is not None and others > 0
+
+
 @contextlib.contextmanager
 def threads_for_work(work: float) -> Iterator[int]:
-    """Inside the block, numba runs on no more threads than ``work`` merits
-    (:func:`resolve_threads`) nor than the caller allowed (an enclosing
-    :func:`numba_threads`, or an adaptive fit that chose one thread)."""
+    """Inside the block, numba runs on no more threads than a region of ``work`` merits
+    on the machine as it is now (:func:`region_threads`) nor than the caller allowed (an
+    enclosing :func:`numba_threads`, or an adaptive fit that chose one thread)."""
     import numba
 
     import mfrec.kernels  # noqa: F401  (the OpenMP wait policy, before threads start)
 
     previous = numba.get_num_threads()
-    n = min(previous, resolve_threads(None, work))
+    n = region_threads(previous, work)
     numba.set_num_threads(n)
     try:
         yield n
@@ -129,11 +159,44 @@ def other_runnable() -> int | None:
     return max(0, running - 1)
 
 
+def own_run_delay() -> float | None:
+    """Seconds this process's threads have spent ready to run but waiting for a CPU,
+    summed over its live threads (``/proc/self/task/*/schedstat``), or None where the
+    system does not say. Unlike a snapshot of the run queue, it measures exactly what a
+    parallel schedule suffers from: our own threads kept off the cores."""
+    total = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/schedstat") as f:
+                total += int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
+#: An epoch during which this process's threads waited for a CPU longer than this share
+#: of its wall time ran on a busy machine (:class:`EpochThreads`).
+CONTENDED_SHARE = 0.05
+
+_clock = time.perf_counter
+
+
 class EpochThreads:
     """Picks the thread count of each epoch of an iterative fit: ``n`` threads or one,
     whichever measured faster per epoch (a measured parallel efficiency).
 
-    While the machine looks quiet (no other runnable thread) and no measurement says
+    Given the ``work`` of one epoch's parallel region, an epoch too small to split on a
+    busy machine (fewer threads by :data:`BUSY_MIN_WORK_PER_THREAD` than ``n``) runs on
+    those fewer threads, unmeasured, whenever the last epoch was busy or another thread
+    is runnable now, and on ``n`` when both look quiet.
+
+    Busy or quiet is judged from the epoch before: busy when this process's threads
+    waited for a CPU more than :data:`CONTENDED_SHARE` of its wall time
+    (:func:`own_run_delay`; a snapshot of the run queue, :func:`other_runnable`, before
+    the first epoch or where the system keeps no such count). A process that runs for a
+    millisecond now and then beside the fit does not make it busy; two CPU-bound ones do.
+
+    While the machine looks quiet and no measurement says
     otherwise, every epoch runs on ``n`` threads. Once it is busy, the epochs measure
     one thread and ``n`` threads (each epoch's time, compiles excluded; the first epoch's
     first-call costs are not used) and then run the faster, probing the other again
@@ -143,24 +206,53 @@ class EpochThreads:
     count, so only speed changes.
     """
 
-    def __init__(self, n: int, adaptive: bool = True, max_interval: int = 32) -> None:
+    def __init__(
+        self, n: int, adaptive: bool = True, max_interval: int = 32, work: float | None = None
+    ) -> None:
         self.n = max(1, int(n))
         self.adaptive = adaptive and self.n > 1
         self.max_interval = max_interval
+        #: Threads an epoch of ``work`` merits on a busy machine: when that is fewer
+        #: than ``n``, a busy epoch runs on them without measuring (see :meth:`next`).
+        self.busy_threads = (
+            self.n if work is None else min(self.n, resolve_threads(None, work, busy=True))
+        )
         self.seconds: dict[int, float] = {}
         self._epoch = 0
         self._interval = 4
         self._next_probe = 0
         self._probe_of: int | None = None  # the best before the probe running now
+        self._unmeasured = False
+        self._sample: tuple[float, float | None] | None = None  # (clock, run delay)
+
+    def busy(self) -> bool:
+        """Whether the machine was busy for this process since the last call (see the
+        class docstring); the first call reads the run queue."""
+        now, delay = _clock(), own_run_delay()
+        last, self._sample = self._sample, (now, delay)
+        if last is None or delay is None or last[1] is None or now <= last[0]:
+            return machine_busy()
+        return (delay - last[1]) / (now - last[0]) > CONTENDED_SHARE
 
     def next(self) -> int:
         """The thread count for the next epoch."""
         self._epoch += 1
         self._probe_of = None
+        self._unmeasured = False
+        if not self.adaptive:
+            return self.n
+        busy = self.busy()
+        if self.busy_threads < self.n and (busy or machine_busy()):
+            # Too little work per epoch to split on a busy machine (a descheduled
+            # thread stalls the others for a time slice): no parallel epoch to measure.
+            # Split only when both the last epoch and the run queue now look quiet: a
+            # wrong serial guess costs little here, a wrong parallel one a stall.
+            self._unmeasured = True
+            return self.busy_threads
         if not self.adaptive or self._epoch == 1:
             return self.n
         best = self.best()
-        if best == self.n and 1 not in self.seconds and other_runnable() == 0:
+        if best == self.n and 1 not in self.seconds and not busy:
             return self.n  # quiet: nothing to learn from a one-thread epoch
         for threads in (1, self.n):
             if threads not in self.seconds:
@@ -179,7 +271,7 @@ class EpochThreads:
 
     def record(self, threads: int, seconds: float) -> None:
         """The time of the epoch just run on ``threads`` threads (compiles excluded)."""
-        if not self.adaptive or self._epoch == 1:
+        if not self.adaptive or self._epoch == 1 or self._unmeasured:
             return
         self.seconds[threads] = seconds
         if self._probe_of is not None:

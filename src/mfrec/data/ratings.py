@@ -82,6 +82,8 @@ class Ratings:
         self.name = name
         self._csr: sp.csr_matrix | None = None
         self._csc: sp.csr_matrix | None = None
+        self._user_counts: np.ndarray | None = None
+        self._item_counts: np.ndarray | None = None
 
     # -- construction ----------------------------------------------------------------
     @classmethod
@@ -312,12 +314,17 @@ class Ratings:
         return float(self.rating.min()), float(self.rating.max())
 
     def user_counts(self) -> np.ndarray:
-        """Number of ratings of each user index."""
-        return np.bincount(self.user_index, minlength=self.n_users)
+        """Number of ratings of each user index (read-only; counted once: a fit asks
+        several times, and at 10M ratings each count is a pass over 40 MB)."""
+        if self._user_counts is None:
+            self._user_counts = _readonly(np.bincount(self.user_index, minlength=self.n_users))
+        return self._user_counts
 
     def item_counts(self) -> np.ndarray:
-        """Number of ratings of each item index."""
-        return np.bincount(self.item_index, minlength=self.n_items)
+        """Number of ratings of each item index (read-only, counted once)."""
+        if self._item_counts is None:
+            self._item_counts = _readonly(np.bincount(self.item_index, minlength=self.n_items))
+        return self._item_counts
 
     # -- views -----------------------------------------------------------------------
     def to_csr(self) -> sp.csr_matrix:

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -28,6 +29,18 @@ _MASK = 0xFFFFFFFFFFFFFFFF
 # ``no_cfunc_wrapper=True``; helpers that only other kernels call (their names start
 # with ``_`` and are not workers) have ``no_cpython_wrapper=True`` too. Such a helper
 # must never be called from Python: without its wrapper, the call crashes the process.
+
+
+#: The decorator of a hot-loop helper that only other kernels call: inlined into its
+#: caller (compiled with the caller, no call of its own) and without wrappers.
+inline_helper = njit(
+    cache=True,
+    nogil=True,
+    fastmath=FAST,
+    inline="always",
+    no_cfunc_wrapper=True,
+    no_cpython_wrapper=True,
+)
 
 
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
@@ -146,14 +159,19 @@ def run_workers(worker, n_tasks, *args, threads=None):
     )  # fmt: skip
 
 
+def _item_pointer(context, builder, signature, args):
+    """Pointer to ``args[0][args[1]]`` (an int64 array and an index) in a codegen."""
+    array_type = signature.args[0]
+    array = context.make_array(array_type)(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+
+
 @intrinsic
 def _fetch_add(typingctx, counter, index):
     """Atomically ``counter[index] += 1``; returns the value before (int64 array)."""
 
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        array = context.make_array(array_type)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+        ptr = _item_pointer(context, builder, signature, args)
         one = context.get_constant(types.int64, 1)
         return builder.atomic_rmw("add", ptr, one, "monotonic")
 
@@ -164,6 +182,65 @@ def _fetch_add(typingctx, counter, index):
 def claim(counter, index):
     """The next unclaimed task number of ``counter[index]`` (int64 array; start at 0)."""
     return _fetch_add(counter, index)
+
+
+# -- waiting for another task (dataflow schedules) ---------------------------------------
+# A worker may wait until counter[index] has reached a value that other threads raise
+# when they finish a task (:func:`publish`): the release/acquire pair makes everything
+# the finished task wrote visible to the waiter. The wait spins briefly, then yields the
+# core (sched_yield) on every check: on a busy machine the thread being waited for may
+# be descheduled, and a spinning waiter would take the core it needs.
+@intrinsic
+def _publish(typingctx, counter, index):
+    """Atomically ``counter[index] += 1`` with release ordering (int64 array)."""
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature, args)
+        builder.atomic_rmw("add", ptr, context.get_constant(types.int64, 1), "release")
+        return context.get_dummy_value()
+
+    return types.none(counter, index), codegen
+
+
+@intrinsic
+def _load_acquire(typingctx, counter, index):
+    """``counter[index]`` read atomically with acquire ordering (int64 array)."""
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature, args)
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(counter, index), codegen
+
+
+@intrinsic
+def _sched_yield(typingctx):
+    """Give the core to another runnable thread (POSIX ``sched_yield``)."""
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
+def publish(counter, index):
+    """Announce one more finished task on ``counter[index]`` (see :func:`wait_for`)."""
+    _publish(counter, index)
+
+
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
+def wait_for(counter, index, value):
+    """Return once ``counter[index] >= value`` (raised by :func:`publish` elsewhere);
+    what the publishing threads wrote before is then visible here."""
+    spins = 0
+    while _load_acquire(counter, index) < value:
+        spins += 1
+        if spins > 64:
+            _sched_yield()
 
 
 # -- dense symmetric positive definite solves (small d x d systems, one per row) ---------

@@ -25,20 +25,13 @@ shared Gram matrix is summed in fixed chunks in a fixed order for the same reaso
 import numpy as np
 from numba import njit
 
-from ._common import FAST, claim, run_workers
+from ._common import FAST, claim, inline_helper, run_workers
 
 # Rows per parallel task: scratch vectors are allocated once per chunk, not per row.
 _ROWS_PER_CHUNK = 128
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _dot(a, b, k):
     acc = a[0] * b[0] - a[0] * b[0]  # zero of the arrays' type
     for f in range(k):

@@ -44,9 +44,12 @@ Users and items are dealt into S strata each. The ratings of user-stratum a and
 item-stratum b form block (a, b). An epoch runs S sub-epochs; in sub-epoch s the S
 blocks (t, (t + s) mod S), t = 0..S-1, share no user and no item, so threads update them
 at once without locks or races (the stratified SGD of Gemulla et al. 2011, as in LIBMF).
-The result depends on the seed and S -- never on the thread count or timing. Threads
-claim a sub-epoch's blocks one by one, so with S above the thread count (default 8) a
-descheduled thread delays one block while the others take the rest.
+The result depends on the seed and S -- never on the thread count or timing. An epoch is
+one parallel region without barriers: threads claim the S^2 blocks in sub-epoch order,
+and a block waits only until the blocks before it on its user stratum and on its item
+stratum are done (at most two), so every stratum sees the same sequence of updates as
+with a barrier after each sub-epoch, and a descheduled thread holds up only the blocks
+that follow its own.
 
 Memory layout (why it is fast)
 ------------------------------
@@ -61,17 +64,19 @@ of 10M ratings, which misses the cache on every rating.
 import numpy as np
 from numba import njit
 
-from ._common import FAST, claim, run_workers, shuffle, shuffle_pairs
-
-
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
+from ._common import (
+    FAST,
+    claim,
+    inline_helper,
+    publish,
+    run_workers,
+    shuffle,
+    shuffle_pairs,
+    wait_for,
 )
+
+
+@inline_helper
 def _row_reg(X, row, column, base):
     """base + X[row, column]: a row's per-rating penalty coefficient (module docstring);
     X empty means no count-aware part."""
@@ -80,14 +85,7 @@ def _row_reg(X, row, column, base):
     return base + X[row, column]
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu, reg_bi):
     """One rating's step (the update in the module docstring, with the rows' penalty
     coefficients); returns the squared error of the prediction made before it."""
@@ -105,14 +103,7 @@ def _step_biased(pu, qi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu,
     return np.float64(err) * np.float64(err)
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _step_plain(pu, qi, r, mu, lr, reg_p, reg_q):
     """:func:`_step_biased` without the biases (FunkSVD). The two are separate
     functions, and callers branch on ``use_bias`` outside their loops, because a
@@ -129,14 +120,7 @@ def _step_plain(pu, qi, r, mu, lr, reg_p, reg_q):
     return np.float64(err) * np.float64(err)
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _adagrad_factors(pu, qi, gu, gi, err, lr, reg_p, reg_q):
     # LIBMF's row-wise AdaGrad step of p_u and q_i (module docstring); gu[0], gi[0]
     # are the rows' accumulators.
@@ -158,14 +142,7 @@ def _adagrad_factors(pu, qi, gu, gi, err, lr, reg_p, reg_q):
     gi[0] += sq / k
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _step_biased_adagrad(
     pu, qi, gu, gi, u, i, r, bu, bi, mu, lr, reg_p, reg_q, lr_bias, reg_bu, reg_bi
 ):
@@ -184,14 +161,7 @@ def _step_biased_adagrad(
     return np.float64(err) * np.float64(err)
 
 
-@njit(
-    cache=True,
-    nogil=True,
-    fastmath=FAST,
-    inline="always",
-    no_cfunc_wrapper=True,
-    no_cpython_wrapper=True,
-)
+@inline_helper
 def _step_plain_adagrad(pu, qi, gu, gi, r, mu, lr, reg_p, reg_q):
     """:func:`_step_plain` with LIBMF's adaptive step sizes."""
     dot = mu - mu
@@ -264,61 +234,39 @@ def sgd_epoch(
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _sgd_group(
-    u, items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias,
-    GU, GI, adaptive, XU, XI,
-):  # fmt: skip
-    # The ratings items[start:stop] / ratings[start:stop] all belong to user u: p_u
-    # stays in L1 for the whole group.
-    sse = 0.0
-    pu = P[u]
-    reg_p = _row_reg(XU, u, 0, reg)
-    reg_bu = _row_reg(XU, u, 1, reg_bias)
-    if adaptive and use_bias:
-        gu = GU[u]
-        for t in range(start, stop):
-            i = items[t]
-            sse += _step_biased_adagrad(
-                pu, Q[i], gu, GI[i], u, i, ratings[t], bu, bi, mu, lr, reg_p,
-                _row_reg(XI, i, 0, reg), lr_bias, reg_bu, _row_reg(XI, i, 1, reg_bias),
-            )  # fmt: skip
-    elif adaptive:
-        gu = GU[u]
-        for t in range(start, stop):
-            i = items[t]
-            sse += _step_plain_adagrad(
-                pu, Q[i], gu, GI[i], ratings[t], mu, lr, reg_p, _row_reg(XI, i, 0, reg)
-            )
-    elif use_bias:
-        for t in range(start, stop):
-            i = items[t]
-            sse += _step_biased(
-                pu, Q[i], u, i, ratings[t], bu, bi, mu, lr, reg_p, _row_reg(XI, i, 0, reg),
-                lr_bias, reg_bu, _row_reg(XI, i, 1, reg_bias),
-            )  # fmt: skip
-    else:
-        for t in range(start, stop):
-            i = items[t]
-            sse += _step_plain(pu, Q[i], ratings[t], mu, lr, reg_p, _row_reg(XI, i, 0, reg))
-    return sse
+def _blocks_worker(adaptive, use_bias):
+    """The epoch's worker for one step rule, compiled on first use. ``ADAPTIVE`` and
+    ``USE_BIAS`` are constants of the closure, so numba prunes the branches of the
+    other three rules before compiling: a fit compiles its own rule only (a quarter of
+    the group loop; FunkSVD and BiasedMF with plain or AdaGrad steps are the four)."""
+    ADAPTIVE = bool(adaptive)
+    USE_BIAS = bool(use_bias)
 
-
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
-def _sgd_blocks_worker(
-    counter, n_tasks, s0, s1, group_user, group_start, block_group_ptr, group_order, items,
-    ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive,
-    XU, XI, sse,
-):  # fmt: skip
-    # Sub-epochs s0 .. s1 - 1, one after the other; the n_tasks = n_strata blocks of
-    # sub-epoch s are claimed from counter[s - s0].
-    S = n_tasks
-    for s in range(s0, s1):
+    # FAST: the inlined steps compile with the caller's flags (vectorised dot products).
+    @njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
+    def worker(
+        counter, n_tasks, n_strata, progress, group_user, group_start, block_group_ptr,
+        group_order, items, ratings, seeds, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
+        GU, GI, XU, XI, sse,
+    ):  # fmt: skip
+        # Task t = s * S + a is block (a, (a + s) mod S) of sub-epoch s (module
+        # docstring), claimed in order. It may start once its user stratum a and its
+        # item stratum c have each had their blocks of sub-epochs 0 .. s - 1 done:
+        # progress[a] and progress[S + c] count those. Every stratum therefore sees its
+        # blocks in the order of the sub-epochs, exactly as with a barrier after each
+        # sub-epoch, so the result is the same -- but a thread waits only for the (at
+        # most two) blocks its block follows, never for a whole sub-epoch.
+        S = n_strata
         while True:
-            t = claim(counter, s - s0)
-            if t >= S:
+            t = claim(counter, 0)
+            if t >= n_tasks:
                 break
-            b = t * S + (t + s) % S
+            s = t // S
+            a = t - s * S
+            c = (a + s) % S
+            wait_for(progress, a, s)
+            wait_for(progress, S + c, s)
+            b = a * S + c
             g0 = block_group_ptr[b]
             g1 = block_group_ptr[b + 1]
             state = shuffle(group_order, g0, g1, np.uint64(seeds[b]))  # the block's groups
@@ -328,11 +276,51 @@ def _sgd_blocks_worker(
                 start = group_start[g]
                 stop = group_start[g + 1]
                 state = shuffle_pairs(items, ratings, start, stop, state)
-                block_sse += _sgd_group(
-                    group_user[g], items, ratings, start, stop, P, Q, bu, bi, mu, lr, reg,
-                    lr_bias, reg_bias, use_bias, GU, GI, adaptive, XU, XI,
-                )  # fmt: skip
+                # The group's ratings all belong to user u: p_u stays in L1.
+                u = group_user[g]
+                pu = P[u]
+                reg_p = _row_reg(XU, u, 0, reg)
+                reg_bu = _row_reg(XU, u, 1, reg_bias)
+                if ADAPTIVE:
+                    gu = GU[u]
+                    if USE_BIAS:
+                        for r in range(start, stop):
+                            i = items[r]
+                            block_sse += _step_biased_adagrad(
+                                pu, Q[i], gu, GI[i], u, i, ratings[r], bu, bi, mu, lr,
+                                reg_p, _row_reg(XI, i, 0, reg), lr_bias, reg_bu,
+                                _row_reg(XI, i, 1, reg_bias),
+                            )  # fmt: skip
+                    else:
+                        for r in range(start, stop):
+                            i = items[r]
+                            block_sse += _step_plain_adagrad(
+                                pu, Q[i], gu, GI[i], ratings[r], mu, lr, reg_p,
+                                _row_reg(XI, i, 0, reg),
+                            )  # fmt: skip
+                elif USE_BIAS:
+                    for r in range(start, stop):
+                        i = items[r]
+                        block_sse += _step_biased(
+                            pu, Q[i], u, i, ratings[r], bu, bi, mu, lr, reg_p,
+                            _row_reg(XI, i, 0, reg), lr_bias, reg_bu,
+                            _row_reg(XI, i, 1, reg_bias),
+                        )  # fmt: skip
+                else:
+                    for r in range(start, stop):
+                        i = items[r]
+                        block_sse += _step_plain(
+                            pu, Q[i], ratings[r], mu, lr, reg_p, _row_reg(XI, i, 0, reg)
+                        )
             sse[b] = block_sse
+            publish(progress, a)
+            publish(progress, S + c)
+
+    return worker
+
+
+#: One worker per step rule, (adaptive, use_bias) -> compiled on its first epoch.
+_BLOCKS_WORKERS = {(a, b): _blocks_worker(a, b) for a in (False, True) for b in (False, True)}
 
 
 def sgd_epoch_grouped(
@@ -346,23 +334,20 @@ def sgd_epoch_grouped(
     ``group_order[block_group_ptr[b]:block_group_ptr[b + 1]]``. ``items``, ``ratings``
     and ``group_order`` are reshuffled in place from ``seeds[b]``. Returns the sum of
     squared errors seen during the epoch.
+
+    The whole epoch is one parallel region on at most ``n_strata`` threads: no barrier
+    between sub-epochs, each block waits only for the blocks before it on its strata.
     """
     import numba
 
     S = int(n_strata)
     sse = np.zeros(S * S)
-    args = (
-        group_user, group_start, block_group_ptr, group_order, items, ratings, seeds, P, Q, bu,
-        bi, mu, lr, reg, lr_bias, reg_bias, use_bias, GU, GI, adaptive, XU, XI, sse,
+    progress = np.zeros(2 * S, dtype=np.int64)
+    run_workers(
+        _BLOCKS_WORKERS[bool(adaptive), bool(use_bias)], S * S, S, progress, group_user,
+        group_start, block_group_ptr, group_order, items, ratings, seeds, P, Q, bu, bi, mu, lr,
+        reg, lr_bias, reg_bias, GU, GI, XU, XI, sse, threads=min(numba.get_num_threads(), S),
     )  # fmt: skip
-    if numba.get_num_threads() == 1 or S == 1:
-        # One call for the whole epoch: no per-sub-epoch dispatch.
-        _sgd_blocks_worker(np.zeros(S, dtype=np.int64), S, 0, S, *args)
-    else:
-        for s in range(S):
-            # Threads claim the sub-epoch's blocks one at a time: a thread the OS
-            # deschedules delays one block, not a fixed share of them.
-            run_workers(_sgd_blocks_worker, S, s, s + 1, *args)
     return sse.sum()
 
 
@@ -392,96 +377,74 @@ def build_layout(
     """Lay the ratings out block by block, each block grouped by user, in O(n + users x S).
 
     A user lies in exactly one user stratum a, so block (a, c) is the users of stratum a
-    (in index order), each with their ratings of items in stratum c. Counting ratings per
-    (user, item stratum) gives every group's place; one pass then scatters the ratings
-    into ``out_items``/``out_ratings``. Returns ``(group_user, group_start,
-    block_group_ptr)`` as :func:`sgd_epoch_grouped` takes them.
+    (in index order), each with their ratings of items in stratum c (in input order).
+    Counting ratings per (user, item stratum) cell gives every group's place; the
+    ratings are then bucketed by block and each block's placed into its groups. Returns
+    ``(group_user, group_start, block_group_ptr)`` as :func:`sgd_epoch_grouped` takes
+    them.
+
+    Only the two passes over the ratings are compiled, and they allocate nothing: the
+    per-cell bookkeeping (users x S entries) is numpy's, which keeps numba's array
+    constructors out of the first run's compile (about a second of CPU).
     """
-    layout = _bucket_by_block(
-        users, items, ratings, user_stratum, item_stratum, n_strata, out_ratings
+    S = int(n_strata)
+    n_users = user_stratum.shape[0]
+    count = np.zeros(n_users * S, dtype=np.int64)
+    _count_cells(users, items, item_stratum, S, count)
+    count = count.reshape(n_users, S)
+    # The groups: non-empty cells ordered by (user stratum, item stratum, user).
+    cell_user, cell_stratum = np.nonzero(count)
+    order = np.lexsort((cell_user, cell_stratum, user_stratum[cell_user]))
+    group_user = cell_user[order].astype(np.int32)
+    group_stratum = cell_stratum[order]
+    group_start = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(count[group_user, group_stratum], out=group_start[1:])
+    group_block = user_stratum[group_user].astype(np.int64) * S + group_stratum
+    block_group_ptr = np.zeros(S * S + 1, dtype=np.int64)
+    np.cumsum(np.bincount(group_block, minlength=S * S), out=block_group_ptr[1:])
+    offset = np.zeros((n_users, S), dtype=np.int64)  # next free slot of (user, stratum)
+    offset[group_user, group_stratum] = group_start[:-1]
+    # Two-level scatter (as in a radix sort): first bucket the ratings by block -- S*S
+    # write streams, cache friendly -- then place each block's ratings into its groups,
+    # blocks in parallel, each inside its own ~n/S^2 slice that stays in cache. (A
+    # direct scatter of randomly ordered input misses the cache on every rating.)
+    block_start = group_start[block_group_ptr]
+    n = users.shape[0]
+    by_block = (
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=out_ratings.dtype),
     )
-    group_user, group_start, block_group_ptr, block_start, offset, *by_block = layout
-    # Then each block's ratings into its groups, blocks in parallel.
+    fill = block_start[: S * S].copy()
+    _bucket_by_block(users, items, ratings, user_stratum, item_stratum, S, fill, *by_block)
     run_workers(
-        _place_blocks_worker, block_start.shape[0] - 1, *by_block, block_start, item_stratum,
-        offset, out_items, out_ratings,
+        _place_blocks_worker, S * S, *by_block, block_start, item_stratum, offset, out_items,
+        out_ratings,
     )  # fmt: skip
     return group_user, group_start, block_group_ptr
 
 
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
-def _bucket_by_block(users, items, ratings, user_stratum, item_stratum, n_strata, out_ratings):
-    # build_layout up to the last scatter: the groups, and the ratings bucketed by block.
-    n_users = user_stratum.shape[0]
-    S = n_strata
-    count = np.zeros((n_users, S), dtype=np.int64)
+def _count_cells(users, items, item_stratum, n_strata, count):
+    # count[u * S + c] += 1 for every rating of user u on an item of stratum c.
     for t in range(users.shape[0]):
-        count[users[t], item_stratum[items[t]]] += 1
-    # Users of each stratum, in index order.
-    stratum_size = np.zeros(S + 1, dtype=np.int64)
-    for u in range(n_users):
-        stratum_size[user_stratum[u] + 1] += 1
-    for a in range(S):
-        stratum_size[a + 1] += stratum_size[a]
-    members = np.empty(n_users, dtype=np.int32)
-    fill = stratum_size[:S].copy()
-    for u in range(n_users):
-        a = user_stratum[u]
-        members[fill[a]] = u
-        fill[a] += 1
-    n_groups = 0
-    for u in range(n_users):
-        for c in range(S):
-            if count[u, c] > 0:
-                n_groups += 1
-    group_user = np.empty(n_groups, dtype=np.int32)
-    group_start = np.empty(n_groups + 1, dtype=np.int64)
-    block_group_ptr = np.zeros(S * S + 1, dtype=np.int64)
-    offset = np.empty((n_users, S), dtype=np.int64)  # next free slot of (user, stratum)
-    g = 0
-    pos = 0
-    for a in range(S):
-        for c in range(S):
-            for m in range(stratum_size[a], stratum_size[a + 1]):
-                u = members[m]
-                k = count[u, c]
-                if k > 0:
-                    group_user[g] = u
-                    group_start[g] = pos
-                    offset[u, c] = pos
-                    pos += k
-                    g += 1
-            block_group_ptr[a * S + c + 1] = g
-    group_start[n_groups] = pos
-    # Two-level scatter (as in a radix sort): first bucket the ratings by block -- S*S
-    # write streams, cache friendly -- then place each block's ratings into its groups,
-    # blocks in parallel, each inside its own ~n/S^2 slice that stays in cache. (A
-    # direct scatter of randomly ordered input misses the cache on every rating.)
-    block_start = np.empty(S * S + 1, dtype=np.int64)
-    for b in range(S * S + 1):
-        block_start[b] = group_start[block_group_ptr[b]]
-    fill = block_start[: S * S].copy()
-    tmp_users = np.empty(users.shape[0], dtype=np.int32)
-    tmp_items = np.empty(users.shape[0], dtype=np.int32)
-    tmp_ratings = np.empty(users.shape[0], dtype=out_ratings.dtype)
+        count[np.int64(users[t]) * n_strata + item_stratum[items[t]]] += 1
+
+
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _bucket_by_block(
+    users, items, ratings, user_stratum, item_stratum, n_strata, fill, out_users, out_items,
+    out_ratings,
+):  # fmt: skip
+    # Stable bucketing of the ratings by block; fill[b] is block b's next free slot.
     for t in range(users.shape[0]):
         u = users[t]
-        b = user_stratum[u] * S + item_stratum[items[t]]
+        b = np.int64(user_stratum[u]) * n_strata + item_stratum[items[t]]
         p = fill[b]
-        tmp_users[p] = u
-        tmp_items[p] = items[t]
-        tmp_ratings[p] = ratings[t]
+        out_users[p] = u
+        out_items[p] = items[t]
+        out_ratings[p] = ratings[t]
         fill[b] = p + 1
-    return (
-        group_user,
-        group_start,
-        block_group_ptr,
-        block_start,
-        offset,
-        tmp_users,
-        tmp_items,
-        tmp_ratings,
-    )
 
 
 def sgd_epoch_grouped_reference(

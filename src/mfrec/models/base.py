@@ -297,6 +297,7 @@ class Recommender:
         validation: ValidationData | None,
         callback: EpochCallback | None,
         patience: int | None = None,
+        epoch_work: float | None = None,
     ) -> None:
         """Run ``epoch(e)`` for e = 1..n_epochs, recording one history dict per epoch:
         ``epoch``, the model's own training figures (``train_loss``, ``train_rmse``, ...),
@@ -304,7 +305,9 @@ class Recommender:
 
         Stops with :class:`DivergenceError` as soon as a learned array is non-finite.
         With ``patience`` and validation data, stops after ``patience`` epochs without a
-        better validation RMSE and restores the best epoch's parameters.
+        better validation RMSE and restores the best epoch's parameters. ``epoch_work``,
+        the work of an epoch's parallel region, lets an automatic thread count run small
+        epochs on one thread while the machine is busy (:class:`mfrec._threads.EpochThreads`).
         """
         if patience is not None and validation is None and self._has_held_out_slice():
             # Too few ratings for a held-out slice (fit() checked): run every epoch.
@@ -323,7 +326,9 @@ class Recommender:
         from mfrec._threads import EpochThreads, is_automatic
 
         threads = EpochThreads(
-            numba.get_num_threads(), adaptive=is_automatic(getattr(self, "n_threads", None))
+            numba.get_num_threads(),
+            adaptive=is_automatic(getattr(self, "n_threads", None)),
+            work=epoch_work,
         )
         outer_threads = numba.get_num_threads()
         best_rmse, best_state, best_epoch = np.inf, None, 0

@@ -40,7 +40,7 @@ class _SGDFactorModel(FactorModel):
         return 0.0
 
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
-        from mfrec._threads import numba_threads
+        from mfrec._threads import numba_threads, threads_for_work
         from mfrec.kernels.sgd import sgd_epoch_grouped
         from mfrec.models.gd import sweep_threads
 
@@ -61,7 +61,6 @@ class _SGDFactorModel(FactorModel):
         bi = self.item_bias_ if use_bias else np.zeros(0, dtype=dtype)
         mu = cast(self.global_mean_ if use_bias else 0.0)
         lr_bias, reg_bias = self._bias_settings()
-        layout = grouped_layout(train, self.n_strata, rng, dtype)
         n_blocks = self.n_strata**2
         user_counts = train.user_counts().astype(np.float64)
         item_counts = train.item_counts().astype(np.float64)
@@ -94,10 +93,15 @@ class _SGDFactorModel(FactorModel):
         # Tiny data on a busy machine: waking a thread pool every epoch costs far more
         # than the epoch (5,000 epochs of a 5 x 4 matrix: 45 s on two threads at load 13,
         # 1 s on one). The result does not depend on the thread count. Beyond that, a
-        # parallel region is one sub-epoch: n / n_strata ratings of k factors.
+        # parallel region is one epoch (no barrier between its sub-epochs): n ratings
+        # of k factors. The layout is built on the same threads (n_threads=1: one).
         small = self.n_strata == 1 or sweep_threads(self.n_threads, n, k) == 1
-        with numba_threads(1 if small else self.n_threads, work=n * k / self.n_strata):
-            self._run_epochs(self.n_epochs, epoch, validation, callback, self.patience)
+        with numba_threads(1 if small else self.n_threads, work=n * k):
+            with threads_for_work(n):  # the layout's scatter: a one-off region of n
+                layout = grouped_layout(train, self.n_strata, rng, dtype)
+            self._run_epochs(
+                self.n_epochs, epoch, validation, callback, self.patience, epoch_work=n * k
+            )
 
 
 class GroupedLayout(NamedTuple):
@@ -118,7 +122,7 @@ def grouped_layout(
     ratings block by block, each block grouped by user (see :mod:`mfrec.kernels.sgd`).
 
     Costs 8 bytes per rating (items + values) plus a few per user and block; built in
-    one counting pass and one scatter pass (:func:`mfrec.kernels.sgd.build_layout`)."""
+    one counting pass and two scatter passes (:func:`mfrec.kernels.sgd.build_layout`)."""
     from mfrec.kernels.sgd import build_layout
 
     if n_strata == 1:

@@ -180,6 +180,7 @@ class SVDpp(FactorModel):
         )
 
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
+        from mfrec._threads import threads_for_work
         from mfrec.kernels.svdpp import effective_user_factors, shuffle_epoch, svdpp_epoch
         from mfrec.models.sgd import count_aware_penalty
 
@@ -223,7 +224,12 @@ class SVDpp(FactorModel):
         n = len(train)
 
         def refresh_user_factors() -> None:
-            effective_user_factors(indptr, items, free, self.implicit_factors_, self.user_factors_)
+            # A one-off region of n x k: split over threads only when that pays on the
+            # machine as it is (the epoch itself is serial, see the Notes above).
+            with threads_for_work(n * k):
+                effective_user_factors(
+                    indptr, items, free, self.implicit_factors_, self.user_factors_
+                )
 
         def epoch(e: int) -> dict[str, float]:
             shuffle_epoch(indptr, user_order, order, int(rng.integers(0, 2**63 - 1)))
@@ -248,23 +254,28 @@ class SVDpp(FactorModel):
             return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
 
         refresh_user_factors()
-        self._run_epochs(self.n_epochs, epoch, validation, callback, self.patience)
+        # The epoch is serial; its parallel parts (the implicit sums, scoring) are n x k.
+        self._run_epochs(
+            self.n_epochs, epoch, validation, callback, self.patience, epoch_work=n * k
+        )
 
     # -- derived state and fold-in ----------------------------------------------------
     def _implicit_sums(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:
         """z_u = |N(u)|^-1/2 sum_{j in N(u)} y_j for users given as CSR rows of items."""
+        from mfrec._threads import threads_for_work
         from mfrec.kernels.svdpp import effective_user_factors
 
         n_rows = len(indptr) - 1
         zeros = np.zeros((n_rows, self.n_factors_), dtype=self.implicit_factors_.dtype)
         out = np.empty_like(zeros)
-        effective_user_factors(
-            np.ascontiguousarray(indptr, dtype=np.int64),
-            np.ascontiguousarray(items, dtype=np.int32),
-            zeros,
-            self.implicit_factors_,
-            out,
-        )
+        with threads_for_work(len(items) * self.n_factors_):
+            effective_user_factors(
+                np.ascontiguousarray(indptr, dtype=np.int64),
+                np.ascontiguousarray(items, dtype=np.int32),
+                zeros,
+                self.implicit_factors_,
+                out,
+            )
         return out
 
     @property
