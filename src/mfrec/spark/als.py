@@ -59,8 +59,11 @@ def _build_side(encoded: Any, row: str, col: str, n_rows: int, num_blocks: int) 
         "r",
         (F.col(row) % num_blocks).alias("blk"),
     )
+    # An explicit repartition: one task per block, never coalesced by adaptive execution
+    # into a single task that builds every block in turn.
     built = (
-        frame.groupBy("blk")
+        frame.repartition(num_blocks, "blk")
+        .groupBy("blk")
         .applyInPandas(build, _blocks.BUILD_SCHEMA)
         .rdd.map(lambda r: (r[0], r[1], r[2], bytes(r[3])))
     )
