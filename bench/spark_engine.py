@@ -19,7 +19,7 @@ biases. Measured per engine: fit seconds (total, and per iteration: mfrec's from
 per-epoch history, MLlib's as total / iterations, i.e. including its set-up), test RMSE
 (pairs with both ids known to both, predictions clipped to 1..5), peak memory per engine
 (sampled every 0.25 s during its fit and top-N: JVM heap in use -- in local mode the
-executor is the driver JVM -- plus the summed RSS of pyspark's Python workers), and
+executor is the driver JVM -- and the summed PSS of its pyspark Python workers), and
 the wall time of each size. Top-N for all users: mfrec.spark.recommend_all (exact, seen
 items excluded) vs MLlib's recommendForAllUsers(n) as is, and with seen items removed
 afterwards -- which needs n + (largest number of items a user rated) candidates per user
@@ -57,11 +57,10 @@ def load() -> float:
 
 
 def peak_rss_mb() -> dict[str, float]:
-    """Peak resident memory (VmHWM) of the JVM and the sum over pyspark's Python workers."""
+    """Peak resident memory (VmHWM) of this benchmark's JVM, and the sum over its
+    pyspark Python workers still alive (shared pages counted in each)."""
     jvm, workers = 0.0, 0.0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in _descendants(os.getpid()):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
@@ -70,7 +69,7 @@ def peak_rss_mb() -> dict[str, float]:
         except OSError:
             continue
         mb = int(hwm.split()[1]) / 1024
-        if "org.apache.spark.deploy.SparkSubmit" in cmd and "mfrec-bench-engine" in cmd:
+        if "org.apache.spark.deploy.SparkSubmit" in cmd:
             jvm = max(jvm, mb)
         elif "pyspark.daemon" in cmd or "pyspark.worker" in cmd:
             workers += mb
@@ -214,8 +213,8 @@ def read_columns(path: Path, columns: list[str]) -> dict[str, np.ndarray]:
 
 class MemorySampler:
     """Peak memory per phase, sampled every ``interval`` s in a thread: the JVM's heap in
-    use (MemoryMXBean; the local-mode executor is the driver JVM) and the summed RSS of
-    pyspark's Python workers (/proc)."""
+    use (MemoryMXBean; the local-mode executor is the driver JVM) and the summed PSS of
+    this benchmark's pyspark Python workers (/proc)."""
 
     def __init__(self, spark, interval: float = 0.25) -> None:
         import threading
@@ -248,21 +247,41 @@ class MemorySampler:
         self._thread.join()
 
 
-def python_workers_rss_mb() -> float:
-    total = 0.0
+def _descendants(root: int) -> list[int]:
+    """Processes below ``root`` (this benchmark: its JVM, the JVM's Python daemon and
+    workers), so that other users' Spark processes on the machine are not counted."""
+    children: dict[int, list[int]] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
+            with open(f"/proc/{pid}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(pid))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def python_workers_rss_mb() -> float:
+    """Summed proportional set size (PSS: shared pages split between the processes that
+    share them) of this benchmark's pyspark Python daemon and workers."""
+    total = 0.0
+    for pid in _descendants(os.getpid()):
+        try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-            if b"daemon" not in cmd or b"pyspark.worker" not in cmd:
-                continue
-            with open(f"/proc/{pid}/status") as f:
-                rss = next((ln for ln in f if ln.startswith("VmRSS")), "VmRSS: 0 kB")
+                if b"pyspark" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                pss = next((ln for ln in f if ln.startswith("Pss:")), "Pss: 0 kB")
         except OSError:
             continue
-        total += int(rss.split()[1]) / 1024
+        total += int(pss.split()[1]) / 1024
     return total
 
 
