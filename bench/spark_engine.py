@@ -640,7 +640,18 @@ def main() -> None:
         ["size", "engine", "fit s", "s / iteration", "RMSE", "top-N s", "top-N minus seen s"],
         [row for r in results for row in _rows(r)],
     )
-    print(table)
+    notes = "; ".join(
+        f"{r['size']}: {r['n_train']:,} training ratings, {r['iters']} iterations, top-N "
+        f"{r['topn_speedup_vs_mllib']:.1f}x faster than recommendForAllUsers, load "
+        f"{min(x for p in r['load'] for x in p):.1f}-{max(x for p in r['load'] for x in p):.1f}"
+        for r in results
+    )
+    markdown = (
+        f"{table}\n\nlocal[2], rank {args.rank}, reg {args.reg}, {args.blocks} blocks per side, "
+        f"n = {args.n}. {notes}. mfrec's s / iteration: median epoch; MLlib's: fit / "
+        "iterations (it reports no epochs)."
+    )
+    print(markdown)
     path = write_result(
         "spark_engine",
         {
@@ -661,7 +672,7 @@ def main() -> None:
             "results": results,
             "peak_rss_whole_run": peak_rss_mb(),
             "table": table,
-            "markdown": table,
+            "markdown": markdown,
         },
     )
     print(f"wrote {path}")
