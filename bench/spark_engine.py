@@ -270,13 +270,16 @@ def _descendants(root: int) -> list[int]:
 
 def python_workers_rss_mb() -> float:
     """Summed proportional set size (PSS: shared pages split between the processes that
-    share them) of this benchmark's pyspark Python daemon and workers."""
+    share them) of this benchmark's pyspark Python daemon and workers. They outlive a
+    phase (workers are reused), so MLlib's phase -- which runs no Python -- shows the
+    idle workers mfrec left."""
     total = 0.0
     for pid in _descendants(os.getpid()):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"pyspark" not in f.read():
-                    continue
+                cmd = f.read()
+            if b"pyspark.worker" not in cmd or b"java" in cmd:  # not the JVM
+                continue
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 pss = next((ln for ln in f if ln.startswith("Pss:")), "Pss: 0 kB")
         except OSError:
