@@ -1,7 +1,8 @@
 """mfrec on Spark vs Spark MLlib's ALS, side by side in one Spark session (local[2]).
 
     python bench/spark_engine.py --sizes 1m            # what the README quotes
-    python bench/spark_engine.py --sizes 1m,10m,50m --iters 5,5,3   # the full run
+    python bench/spark_engine.py --sizes 1m,10m --iters 5,5   # the full run (~13 min)
+    python bench/spark_engine.py --sizes 50m --iters 3        # quiet machine, 16 GB free
 
 The synthetic data of each size is generated once and written to Parquet under
 --data-dir (default $MFREC_BENCH_DATA or /tmp/mfrec-spark-bench); Spark reads it from
