@@ -130,6 +130,24 @@ def _received(in_block: InBlock, messages: list, k: int, with_bias: bool):
     return np.ascontiguousarray(factors), bias
 
 
+class StatsParam:
+    """Accumulator of ``(block, stats)`` pairs (pyspark's AccumulatorParam protocol)."""
+
+    def zero(self, value: list) -> list:
+        return []
+
+    def addInPlace(self, value1: list, value2: list) -> list:  # pyspark's name
+        value1.extend(value2)
+        return value1
+
+
+def solve_and_report(element: tuple, solve: Any, settings: dict, report: Any) -> tuple:
+    """``solve`` one block and add its ``(block, stats)`` to the ``report`` accumulator."""
+    block, (factors, bias, stats) = solve(element, settings)
+    report.add([(block, stats)])
+    return block, (factors, bias, stats)
+
+
 def solve_explicit(element: tuple, settings: dict) -> tuple:
     """One block's half-step of biased / unbiased ALS (:func:`als_solve_rows`), plus
     its share of the objective: the penalty of its rows and, with ``sse``, the squared

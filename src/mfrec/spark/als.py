@@ -59,8 +59,11 @@ def _build_side(encoded: Any, row: str, col: str, n_rows: int, num_blocks: int) 
         "r",
         (F.col(row) % num_blocks).alias("blk"),
     )
+    # An explicit repartition: one task per block, never coalesced by adaptive execution
+    # into a single task that builds every block in turn.
     built = (
-        frame.groupBy("blk")
+        frame.repartition(num_blocks, "blk")
+        .groupBy("blk")
         .applyInPandas(build, _blocks.BUILD_SCHEMA)
         .rdd.map(lambda r: (r[0], r[1], r[2], bytes(r[3])))
     )
@@ -118,9 +121,17 @@ def _half_step(dst: _Side, sources: Any, solve: Any, settings: dict, previous: A
     joined = dst.in_blocks.zip(messages)
     if previous is not None:
         joined = joined.zip(previous)
-    result = joined.map(partial(solve, settings=settings)).persist()
+    # The per-block stats come back through an accumulator and the blocks are counted
+    # by the JVM (``_jrdd``): no second Python worker reads the new blocks back.
+    collected = sources.context.accumulator([], _blocks.StatsParam())
+    result = joined.map(
+        partial(_blocks.solve_and_report, solve=solve, settings=settings, report=collected)
+    ).persist()
     result.localCheckpoint()  # the next half-step starts here: a lineage of fixed length
-    stats = result.map(lambda kv: kv[1][2]).collect()
+    result._jrdd.count()
+    stats = [s for _, s in sorted(collected.value, key=lambda pair: pair[0])]
+    if len(stats) != num_blocks:
+        raise RuntimeError(f"{len(stats)} block(s) reported stats, expected {num_blocks}")
     failed = sum(s["failed"] for s in stats)
     if failed:
         raise DivergenceError(

@@ -87,7 +87,8 @@ def recommend_all(
     users : sequence of raw ids, optional
         Default: every user the model knows. Unknown ids are an error.
     block_users : int, optional
-        Users per task (default 16,384, fewer when needed to give every core work).
+        Users per block (default 16,384, fewer when needed to give every core work);
+        the blocks are spread evenly over the default parallelism.
 
     Returns
     -------
@@ -119,7 +120,7 @@ def recommend_all(
     sc = spark.sparkContext
     if block_users is None:
         cores = max(1, sc.defaultParallelism)
-        block_users = max(1, min(DEFAULT_BLOCK_USERS, -(-len(index) // (2 * cores))))
+        block_users = max(1, min(DEFAULT_BLOCK_USERS, -(-len(index) // cores)))
     seen = model._seen
     user_kind = _spark_type(model.users_.kind)
     blocks = []
@@ -159,5 +160,6 @@ def recommend_all(
                 )
 
     frame = pd.DataFrame(blocks, columns=["block", "payload"])
+    # createDataFrame slices the blocks evenly over the default parallelism: no shuffle.
     source = spark.createDataFrame(frame, "block int, payload binary")
-    return source.repartition(len(blocks), "block").mapInPandas(score, schema)
+    return source.mapInPandas(score, schema)
