@@ -1000,10 +1000,20 @@ class FactorModel(Recommender):
         per = np.full(self.n_factors_ + (self.user_bias_ is not None), float(reg))
         reg_row, reg_bias_row = self._fixed_row_penalty()
         base = np.full_like(per, reg_row)
+        # The factor penalties in the ratings' units (the SGD models' rating_unit).
+        unit = self._factor_reg_unit()
+        per *= unit
+        base *= unit
         if self.user_bias_ is not None:
             per[-1] = float(reg if reg_bias is None else reg_bias)
             base[-1] = reg_bias_row
         return base, per
+
+    def _factor_reg_unit(self) -> float:
+        """What the factors' L2 is multiplied by in the ratings' units: 1, except for
+        models whose hyperparameters are in units of a reference scale (``rating_unit``
+        of the SGD models)."""
+        return 1.0
 
     def _fixed_row_penalty(self) -> tuple[float, float]:
         """(reg_row, reg_bias_row): the count-aware part of the penalty, a fixed amount
