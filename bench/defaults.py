@@ -423,10 +423,19 @@ def grade_targets(results, summary, default_model: str | None) -> dict[str, Any]
         for r in results[s]
         if r != "global-mean" and results[s][r]["rmse"] > results[s]["global-mean"]["rmse"]
     ]  # fmt: skip
+    # "No model at its defaults is worse than the global mean" is a target on mfrec's
+    # models -- their defaults are what issue 10 delivers. A peer's defaults are not
+    # ours to change: a peer below the global mean is reported beside it, not graded.
+    ours = set(mfrec_rows())
     graded.append({
-        "target": "no row worse than the global mean on any set",
-        "pass": not worse_than_mean, "failing": worse_than_mean,
+        "target": "no mfrec model worse than the global mean on any set",
+        "pass": not [f for f in worse_than_mean if f["row"] in ours],
+        "failing": [f for f in worse_than_mean if f["row"] in ours],
     })  # fmt: skip
+    notes = [{
+        "note": "peers (not graded) worse than the global mean",
+        "rows": [f for f in worse_than_mean if f["row"] not in ours],
+    }]  # fmt: skip
     if default_model in summary and "surprise-svd" in summary:
         common = [s for s in sets if default_model in results[s] and "surprise-svd" in results[s]]
         mine = float(np.mean([results[s][default_model]["rmse"] for s in common]))
@@ -436,7 +445,7 @@ def grade_targets(results, summary, default_model: str | None) -> dict[str, Any]
             "pass": theirs - mine >= 0.01, "default_model": mine, "surprise-svd": theirs,
             "margin": theirs - mine,
         })  # fmt: skip
-    return {"default_model": default_model, "targets": graded}
+    return {"default_model": default_model, "targets": graded, "notes": notes}
 
 
 def tables(results, summary, rows, info) -> str:
@@ -521,13 +530,15 @@ def main() -> None:
         ", ".join(f"{f['row']} on {f['set']}" for f in t.get("failing", []))
         or f"margin {t.get('margin', 0):+.4f}") for t in failing]  # fmt: skip
     passing = [f"- passes: {t['target']}" for t in graded["targets"] if t["pass"]]
+    notes = [f"- note, {n['note']}: " + (", ".join(f"{f['row']} on {f['set']}" for f in n["rows"])
+             or "none") for n in graded["notes"]]  # fmt: skip
     markdown = (
         "RMSE per set (lower is better; each row at its defaults). Ratios are to the bias "
         "baseline's RMSE on the same set; rank 1 is the best row of a set; fit s is the "
         "total over the panel.\n\n" + panel + "\n\nThe sets:\n\n" + sets_table +
         "\n\nDefault model by the rule (" + DEFAULT_RULE + "): **" + str(choice["model"]) +
         f"** (`mfrec.models.DEFAULT_MODEL` is {DEFAULT_MODEL!r} at this commit).\n\n"
-        "Targets of issue 10:\n\n" + "\n".join(lines + passing) +
+        "Targets of issue 10:\n\n" + "\n".join(lines + passing + notes) +
         f"\n\nWhole panel: {wall / 60:.1f} min wall."
     )  # fmt: skip
     print(panel)
@@ -536,6 +547,8 @@ def main() -> None:
     for t in graded["targets"]:
         print(("PASS " if t["pass"] else "FAIL ") + t["target"],
               [(f["set"], f["row"]) for f in t.get("failing", [])])  # fmt: skip
+    for n in graded["notes"]:
+        print("NOTE " + n["note"], [(f["set"], f["row"]) for f in n["rows"]])
     print(f"wall {wall:.0f}s")
     payload = {
         "markdown": markdown,

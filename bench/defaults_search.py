@@ -104,9 +104,12 @@ def search_panel() -> dict[str, Any]:
 
 
 def _guess(text: str) -> Any:
-    """'3' -> 3, '0.1' -> 0.1, 'None' -> None, anything else stays a string."""
+    """'3' -> 3, '0.1' -> 0.1, 'None' -> None, 'True' / 'False' -> booleans, anything
+    else stays a string."""
     if text == "None":
         return None
+    if text in ("True", "False"):
+        return text == "True"
     for cast in (int, float):
         try:
             return cast(text)

@@ -71,6 +71,7 @@ FALLBACK = {
         "patience": None,
         "reg_row": 0.0,
         "reg_bias_row": 0.0,
+        "rating_unit": 1.0,
     },
     "svdpp": {
         "n_factors": 20,
@@ -82,6 +83,7 @@ FALLBACK = {
         "patience": None,
         "reg_row": 0.0,
         "reg_bias_row": 0.0,
+        "rating_unit": 1.0,
     },
     # Spark's settings and weighted-lambda penalty.
     "als": {"n_factors": 10, "n_epochs": 10, "reg": 0.1, "reg_row": 0.0, "reg_bias_row": 0.0},

@@ -29,8 +29,8 @@ CANDIDATES: list[tuple[str, dict[str, Any]]] = [
     ("bias", {}),
     ("global-mean", {}),
     ("svd", {"n_factors": 20, "impute": "bias"}),
-    ("nmf", {"n_factors": 15, "n_epochs": 50}),
-    ("nmf", {"n_factors": 15, "n_epochs": 50, "biased": True}),
+    ("nmf", {}),
+    ("nmf", {"biased": False, "reg": 0.06, "init_high": 1.0}),  # Surprise's model
     ("gd-mf", {}),
     ("adam-mf", {}),
     ("svdpp", {}),

@@ -30,6 +30,7 @@ from mfrec.models import BiasedMF
 SETTINGS = {
     "n_factors": 100, "n_epochs": 20, "lr": 0.005, "reg": 0.02, "init_std": 0.1,
     "optimizer": "sgd", "patience": None, "reg_row": 0.0, "reg_bias_row": 0.0,
+    "rating_unit": 1.0,
 }  # fmt: skip
 PEER_SETTINGS = {
     "n_factors": 100,

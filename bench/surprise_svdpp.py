@@ -32,6 +32,7 @@ from mfrec.models import SVDpp
 SETTINGS = {
     "n_factors": 20, "n_epochs": 20, "lr": 0.007, "reg": 0.02, "init_std": 0.1,
     "optimizer": "sgd", "patience": None, "reg_row": 0.0, "reg_bias_row": 0.0,
+    "rating_unit": 1.0,
 }  # fmt: skip
 PEER_SETTINGS = {
     "n_factors": 20,

@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> dict:
     k, epochs = args.factors, args.epochs
     models = {
         "TruncatedSVD": TruncatedSVD(n_factors=k, reg_user=1.0, reg_item=1.0),
-        "NMF": NMF(n_factors=k, n_epochs=epochs, reg=0.02, random_state=0),
+        # The notebook's NMF: no biases, the non-negative factors carry the ratings.
+        "NMF": NMF(
+            n_factors=k, n_epochs=epochs, reg=0.02, biased=False, init_high=1.0, random_state=0
+        ),
         "GradientDescentMF": GradientDescentMF(
             n_factors=k,
             n_epochs=epochs,

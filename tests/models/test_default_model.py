@@ -106,21 +106,26 @@ def test_targets_list_every_failure(panel):
         "global-mean",
         "surprise-svd",
         "cornac-mf",
+        "nmf",
     ]
-    good = dict(zip(names, [0.90, 0.91, 0.92, 0.89, 0.95, 1.10, 0.94, 0.93], strict=True))
-    bad = dict(good, als=0.96, **{"cornac-mf": 0.89, "surprise-svd": 1.2})
+    good = dict(zip(names, [0.90, 0.91, 0.92, 0.89, 0.95, 1.10, 0.94, 0.93, 0.97], strict=True))
+    bad = dict(good, als=0.96, nmf=1.15, **{"cornac-mf": 0.89, "surprise-svd": 1.2})
     results = {
         "a": {n: cell(v) for n, v in good.items()},
         "b": {n: cell(v) for n, v in bad.items()},
     }
     summary = panel.summarise(results, names)
-    graded = {t["target"]: t for t in panel.grade_targets(results, summary, "biased-mf")["targets"]}
+    out = panel.grade_targets(results, summary, "biased-mf")
+    graded = {t["target"]: t for t in out["targets"]}
     assert graded["biased-mf beats bias on every set"]["pass"]
     als = graded["als beats bias on every set"]
     assert not als["pass"] and [(f["set"], f["row"]) for f in als["failing"]] == [("b", "als")]
     assert not graded["biased-mf beats cornac-mf on every set"]["pass"]
-    worse = graded["no row worse than the global mean on any set"]
-    assert [(f["set"], f["row"]) for f in worse["failing"]] == [("b", "surprise-svd")]
+    # The target grades mfrec's models; a peer below the global mean is a note beside it.
+    worse = graded["no mfrec model worse than the global mean on any set"]
+    assert not worse["pass"] and [(f["set"], f["row"]) for f in worse["failing"]] == [("b", "nmf")]
+    (note,) = out["notes"]
+    assert [(f["set"], f["row"]) for f in note["rows"]] == [("b", "surprise-svd")]
     mean = graded["panel mean RMSE: biased-mf at least 0.01 better than surprise-svd"]
     assert mean["pass"] and mean["margin"] == pytest.approx((0.94 + 1.2) / 2 - 0.90)
     assert summary["als"]["rank"] == {"a": 4, "b": 6}

@@ -24,7 +24,9 @@ PURE_LOW_RANK = {"global_mean": 0.0, "user_bias_std": 0.0, "item_bias_std": 0.0}
 
 #: The plain-SGD rule these tests' settings were chosen for (the defaults are AdaGrad with
 #: early stopping; docs/defaults.md).
-PLAIN_SGD = {"optimizer": "sgd", "init_std": 0.1, "patience": None}
+# The classic rule in raw rating units (these tests' steps were set for continuous data
+# of no declared scale, whose range would otherwise set the unit).
+PLAIN_SGD = {"optimizer": "sgd", "init_std": 0.1, "patience": None, "rating_unit": 1.0}
 
 
 def planted(biases: bool = True, seed: int = 11) -> Ratings:
@@ -104,15 +106,17 @@ def test_singular_system_without_regularisation_gives_a_finite_solution():
     np.testing.assert_allclose(F[:2] @ out[0], [2.0, 2.0], rtol=1e-6)  # still fits the data
 
 
-def test_fold_in_minimises_the_user_part_of_the_sgd_objective():
+@pytest.mark.parametrize("unit", [1.0, 2.5])
+def test_fold_in_minimises_the_user_part_of_the_sgd_objective(unit):
     """For BiasedMF the folded-in (p, b) is the stationary point of
-    sum_i (r - mu - b - b_i - p.q_i)^2 + (n reg + reg_row) |p|^2 + (n reg_bias +
-    reg_bias_row) b^2: the per-rating penalty and the fixed per-row part."""
+    sum_i (r - mu - b - b_i - p.q_i)^2 + c (n reg + reg_row) |p|^2 + (n reg_bias +
+    reg_bias_row) b^2: the per-rating penalty and the fixed per-row part, the factors'
+    in the ratings' units (c = rating_unit), as training minimises it."""
     model = BiasedMF(
         n_factors=4, n_epochs=20, reg=0.05, reg_bias=0.2, reg_row=1.5, reg_bias_row=3.0,
         n_threads=1, random_state=0,
     )  # fmt: skip
-    model.set_params(**PLAIN_SGD).fit(planted(seed=3))
+    model.set_params(**{**PLAIN_SGD, "rating_unit": unit}).fit(planted(seed=3))
     ratings = own_ratings(model, 10)
     model.fold_in(-1, ratings)
     p = model.user_factors_[-1].astype(np.float64)
@@ -122,7 +126,7 @@ def test_fold_in_minimises_the_user_part_of_the_sgd_objective():
     r = np.array(list(ratings.values()))
     err = r - model.global_mean_ - b - model.item_bias_[items] - q @ p
     n = len(r)
-    grad_p = -2 * q.T @ err + 2 * (n * 0.05 + 1.5) * p
+    grad_p = -2 * q.T @ err + 2 * unit * (n * 0.05 + 1.5) * p
     grad_b = -2 * err.sum() + 2 * (n * 0.2 + 3.0) * b
     scale = np.abs(q.T @ r).max()
     assert np.abs(grad_p).max() < 1e-4 * scale and abs(grad_b) < 1e-4 * scale

@@ -24,7 +24,12 @@ from .topn_conformance import TopNConformance
 
 class TestNMFConformance(ModelConformance):
     model_class = NMF
-    fast_params = {"n_factors": 6, "n_epochs": 200, "patience": None}
+    # Surprise's unbiased model (the default until round r9-nmf): the non-negative factors
+    # carry the whole rating, so a signed planted structure is within their reach.
+    fast_params = {
+        "n_factors": 6, "n_epochs": 200, "patience": None, "biased": False, "reg": 0.06,
+        "init_high": 1.0,
+    }  # fmt: skip
     # A non-negative model of a planted signed rank-3 structure: fair, not perfect.
     rmse_bound = 0.35
     alternatives = {
@@ -103,7 +108,7 @@ def test_factors_stay_non_negative_with_negative_ratings():
 def test_objective_never_increases_without_biases(movielens_like):
     """Lee & Seung's guarantee for non-negative targets: L is non-increasing when each
     side is updated with the other fixed (the alternating schedule)."""
-    model = NMF(n_epochs=60, dtype="float64", schedule="alternating", random_state=0)
+    model = NMF(n_epochs=60, dtype="float64", schedule="alternating", biased=False, random_state=0)
     model.fit(movielens_like)
     loss = [rec["train_loss"] for rec in model.history_]
     assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(loss))
@@ -114,8 +119,9 @@ def test_history_loss_is_the_objective(movielens_like):
     """train_loss at epoch e+1 is L at the end of epoch e (no biases: nothing moves in
     between), computed here from the factors of an (e)-epoch fit."""
     r = movielens_like
-    short = NMF(n_epochs=7, dtype="float64", patience=None, random_state=4).fit(r)
-    longer = NMF(n_epochs=8, dtype="float64", patience=None, random_state=4).fit(r)
+    settings = {"dtype": "float64", "patience": None, "biased": False, "reg": 0.06}
+    short = NMF(n_epochs=7, random_state=4, **settings).fit(r)
+    longer = NMF(n_epochs=8, random_state=4, **settings).fit(r)
     P, Q = short.user_factors_, short.item_factors_
     err = r.rating - np.einsum("ij,ij->i", P[r.user_index], Q[r.item_index])
     penalty = 0.06 * (r.user_counts() @ (P * P).sum(1) + r.item_counts() @ (Q * Q).sum(1))
@@ -127,7 +133,7 @@ def test_masked_fit_ignores_missing_entries():
     """Missing cells are missing, not zeros: the fit reproduces the level of the
     observed ratings (a zero-filled fit at 30% density predicts about 30% of it)."""
     data = make_ratings(n_users=80, n_items=50, density=0.3, random_state=9).ratings
-    model = NMF(n_factors=5, n_epochs=100, patience=None, random_state=0).fit(data)
+    model = NMF(n_factors=5, n_epochs=100, patience=None, biased=False, random_state=0).fit(data)
     predicted = model.predict_ratings(data)
     assert abs(predicted.mean() - data.rating.mean()) < 0.1
 
@@ -140,7 +146,7 @@ def test_reg_bias_shrinks_biases(movielens_like):
 
 
 def test_unbiased_model_scores_without_the_mean(movielens_like):
-    model = NMF(random_state=0).fit(movielens_like)
+    model = NMF(biased=False, random_state=0).fit(movielens_like)
     u, i = movielens_like.user_index[:50], movielens_like.item_index[:50]
     expected = np.einsum(
         "ij,ij->i", model.user_factors_[u].astype(np.float64), model.item_factors_[i]

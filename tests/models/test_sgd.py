@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from mfrec.data.ratings import Ratings
 from mfrec.data.split import holdout
 from mfrec.data.synthetic import make_ratings
 from mfrec.exceptions import DivergenceError, ParameterError
@@ -16,6 +17,7 @@ from mfrec.models import BiasedMF, FunkSVD
 from .conformance import ModelConformance
 
 SGD_BAD = {
+    "rating_unit": 0.0,
     "n_factors": 0,
     "n_epochs": -1,
     "lr": 0.0,
@@ -52,6 +54,7 @@ class TestBiasedMFConformance(ModelConformance):
         "dtype": "float64",
         "n_strata": 1,
         "optimizer": "sgd",
+        "rating_unit": 2.0,
     }
     exempt = {
         "patience": "stops early; covered by test_early_stopping*",
@@ -79,6 +82,7 @@ class TestFunkSVDConformance(ModelConformance):
         "n_strata": 3,
         "optimizer": "adagrad",
         "init_mean": 0.0,
+        "rating_unit": 2.0,
     }
     exempt = {
         "patience": "stops early; covered by test_early_stopping*",
@@ -190,6 +194,7 @@ def test_kernel_agrees_with_numpy_reference(use_bias, adaptive, count_aware):
                 random_state=0,
                 optimizer="sgd",
                 patience=None,
+                rating_unit=1.0,  # continuous data of no declared scale: raw units
             ),
             True,
         ),
@@ -205,6 +210,7 @@ def test_kernel_agrees_with_numpy_reference(use_bias, adaptive, count_aware):
                 optimizer="sgd",
                 patience=None,
                 init_mean=0.0,
+                rating_unit=1.0,
             ),
             False,
         ),
@@ -472,3 +478,36 @@ def test_defaults_stop_early_and_beat_the_bias_baseline(cls):
         return float(np.sqrt(np.mean((m.predict_ratings(fold.test) - fold.test.rating) ** 2)))
 
     assert rmse(model) < rmse(BiasBaseline().fit(fold.train)) - 0.01
+
+
+# -- rating_unit: the defaults mean the same on any rating scale ---------------------------
+@pytest.mark.parametrize("name", ["biased-mf", "funk-svd", "svdpp"])
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+def test_doubling_the_ratings_doubles_the_predictions(name, optimizer):
+    """With ``rating_unit=None`` the hyperparameters are in units of a quarter of the
+    rating range, so a fit of ``2 r`` on a 2..10 scale is, step by step, the fit of ``r``
+    on 1..5 in doubled units (mfrec.models.sgd.UnitSteps): its predictions are twice the
+    others (up to rounding), early stopping included. With ``rating_unit=1`` (raw units)
+    they are not."""
+    from mfrec.models import get_model_class
+
+    data = make_ratings(n_users=120, n_items=80, density=0.2, random_state=5).ratings
+    doubled = Ratings(
+        data.user_index, data.item_index, 2 * data.rating, data.users, data.items,
+        None, (2.0, 10.0),
+    )  # fmt: skip
+    cls = get_model_class(name)
+    settings = {"n_factors": 5, "n_epochs": 15, "optimizer": optimizer, "dtype": "float64"}
+    if optimizer == "sgd":
+        settings["lr"] = 0.01
+
+    def predictions(ratings, **extra):
+        model = cls(**settings, **extra, random_state=3).fit(ratings)
+        return model, model.predict_ratings(data)
+
+    base, once = predictions(data)
+    scaled, twice = predictions(doubled)
+    assert scaled.best_epoch_ == base.best_epoch_
+    np.testing.assert_allclose(twice, 2 * once, rtol=1e-6)
+    _, raw = predictions(doubled, rating_unit=1.0)
+    assert np.abs(raw - 2 * once).max() > 1e-3

@@ -45,6 +45,7 @@ class TestSVDppConformance(ModelConformance):
         "init_std": 0.3,
         "dtype": "float64",
         "optimizer": "sgd",
+        "rating_unit": 2.0,
     }
     exempt = {
         "patience": "stops early; covered by test_early_stopping_restores_all",
@@ -52,6 +53,7 @@ class TestSVDppConformance(ModelConformance):
         "test_early_stopping_on_a_held_out_slice",
     }
     bad_values = {
+        "rating_unit": -1.0,
         "n_factors": 0,
         "n_epochs": -1,
         "lr": 0.0,
@@ -416,11 +418,13 @@ class TestSVDppTopN(TopNConformance):
 def test_fold_in_solves_the_svdpp_user_objective(planted):
     """The folded-in (p_u, b_u) zeroes the gradient of the SVD++ user objective
     sum_i (r - mu - b_i - b_u - q_i.(p_u + z_u))^2 + (n_u reg + reg_row) |p_u|^2
-    + (n_u reg_bias + reg_bias_row) b_u^2 with z_u, q, y and the item biases fixed."""
+    + (n_u reg_bias + reg_bias_row) b_u^2 with z_u, q, y and the item biases fixed; the
+    factors' penalty times c = rating_unit (the ratings' units, as in training)."""
     _, fold = planted
+    c = 2.5
     model = SVDpp(
         n_factors=3, n_epochs=20, reg=0.05, reg_bias=0.01, reg_row=1.5, reg_bias_row=3.0,
-        random_state=0,
+        random_state=0, rating_unit=c,
     )  # fmt: skip
     model.set_params(dtype="float64").fit(fold.train)
     items = model.items_.ids[[2, 5, 11, 17, 23]]
@@ -434,7 +438,7 @@ def test_fold_in_solves_the_svdpp_user_objective(planted):
     q = model.item_factors_[i]
     err = ratings - (model.global_mean_ + model.item_bias_[i] + b + q @ (p + z))
     n = len(i)
-    np.testing.assert_allclose(-q.T @ err + (n * 0.05 + 1.5) * p, 0, atol=1e-9)
+    np.testing.assert_allclose(-q.T @ err + c * (n * 0.05 + 1.5) * p, 0, atol=1e-9)
     assert -err.sum() + (n * 0.01 + 3.0) * b == pytest.approx(0, abs=1e-9)
 
 

@@ -847,6 +847,12 @@ class FactorModel(FoldIn, TopN, Recommender):
         """Whether scores are exactly FactorModel's formula (no subclass override)."""
         return type(self)._score_pairs is FactorModel._score_pairs
 
+    def _factor_reg_unit(self) -> float:
+        """What the factors' L2 is multiplied by in the ratings' units: 1, except for
+        models whose hyperparameters are in units of a reference scale (``rating_unit``
+        of the SGD models)."""
+        return 1.0
+
     def _fixed_row_penalty(self) -> tuple[float, float]:
         """(reg_row, reg_bias_row): the count-aware part of the penalty, a fixed amount
         per row on its factors and its bias (0, 0 for a model without one)."""

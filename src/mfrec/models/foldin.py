@@ -93,6 +93,10 @@ class FoldIn:
         per = np.full(self.n_factors_ + (self.user_bias_ is not None), float(reg))
         reg_row, reg_bias_row = self._fixed_row_penalty()
         base = np.full_like(per, reg_row)
+        # The factor penalties in the ratings' units (the SGD models' rating_unit).
+        unit = self._factor_reg_unit()
+        per *= unit
+        base *= unit
         if self.user_bias_ is not None:
             per[-1] = float(reg if reg_bias is None else reg_bias)
             base[-1] = reg_bias_row

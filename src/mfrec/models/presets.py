@@ -76,7 +76,11 @@ def rounded(value: Any) -> Any:
 #: reproduces what those rounds measured: the count-aware penalty (``reg_row``,
 #: ``reg_bias_row``) came after them, so the presets of the models that have it pin it
 #: off. Rerun a round with ``--param reg_row=0 --param reg_bias_row=0`` to reproduce it.
-SEARCHED_WITHOUT: dict[str, Any] = {"reg_row": 0.0, "reg_bias_row": 0.0}
+#: Likewise the SGD models' ``rating_unit`` (their hyperparameters in units of a 1..5
+#: scale): the rounds ran on the raw ratings, ``rating_unit=1``.
+COUNT_AWARE_OFF: dict[str, Any] = {"reg_row": 0.0, "reg_bias_row": 0.0}
+RAW_UNITS: dict[str, Any] = {"rating_unit": 1.0}
+SEARCHED_WITHOUT: dict[str, Any] = {**COUNT_AWARE_OFF, **RAW_UNITS}
 
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # Round 2: plain SGD (round 1's winner) beat AdaGrad with early stopping (best
@@ -116,7 +120,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "reg": 0.17,
         "reg_bias": 0.0073,
         "patience": None,
-        **SEARCHED_WITHOUT,
+        **COUNT_AWARE_OFF,
     },
     # Round 1: 10 random draws (best 0.9370); round 2: the previous preset won.
     # Final round: validation RMSE 0.9201 (3-fold CV, 2 trials).
@@ -126,7 +130,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "reg": 0.099,
         "reg_bias": 0.094,
         "patience": None,
-        **SEARCHED_WITHOUT,
+        **COUNT_AWARE_OFF,
     },
     # Round 1 at 200 samples: implicit both/none x 10/20 factors (0.8999, 0.9021; none:
     # 0.9155, 0.9167); round 2: 400 samples (0.8990) vs 200 (0.8999).
@@ -186,6 +190,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "patience": 3,
         "validation_fraction": 0.05,
         "n_epochs": 100,
+        **RAW_UNITS,
     },
     # Round 2: AdaGrad with early stopping won; plain SGD (round 1's winner) 0.9802, the
     # defaults 0.9495; round 3: the previous preset (plain SGD) scores 0.9702.
@@ -200,6 +205,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "patience": 3,
         "validation_fraction": 0.05,
         "n_epochs": 100,
+        **RAW_UNITS,
     },
     # Round 1: 10 random draws and the defaults of the time (best 0.9304); round 2: the
     # previous preset won.

@@ -24,7 +24,46 @@ _SGD_CONSTRAINTS = {
     "n_strata": Integer(1, 256),
     "n_threads": Integer(1, None, none_ok=True),
     "optimizer": Options(("sgd", "adagrad")),
+    "rating_unit": Real(0, None, open_low=True, none_ok=True),
 }
+
+#: The rating range the defaults are expressed in: 1..5, a range of 4 rating points.
+REFERENCE_RANGE = 4.0
+
+
+def resolve_rating_unit(rating_unit: float | None, scale: tuple[float, float]) -> float:
+    """The unit ``c`` of an SGD model's hyperparameters on data of rating range ``scale``:
+    ``rating_unit`` if given, else a quarter of the range (1 on a 1..5 scale, 1.125 on
+    0.5..5, 2.25 on 1..10)."""
+    if rating_unit is not None:
+        return float(rating_unit)
+    width = float(scale[1]) - float(scale[0])
+    return width / REFERENCE_RANGE if width > 0 else 1.0
+
+
+class UnitSteps(NamedTuple):
+    """What training on ratings divided by ``c`` amounts to in the ratings' own units.
+
+    Fitting ``r / c`` and mapping back (``p = sqrt(c) p'``, ``b = c b'``, ``mu = c mu'``)
+    is the same as fitting ``r`` with the factors' L2 (per rating and per row) times
+    ``c``, the bias L2 unchanged, the initial factor scale times ``sqrt(c)`` and, per
+    rule: plain SGD, the factor step ``/ c`` and the bias step unchanged; AdaGrad, the
+    factor step ``x sqrt(c)`` with its accumulators starting at ``c^3`` (not 1) and the
+    bias step ``x c`` with its accumulators starting at ``c^2`` -- exactly, step by step
+    (tests/models/test_sgd.py checks it against a fit of the rescaled ratings)."""
+
+    lr_factors: float  # multiplies lr (and lr_implicit)
+    lr_bias: float  # multiplies the bias step
+    reg_factors: float  # multiplies reg, reg_row (and reg_implicit)
+    init: float  # multiplies init_std
+    acc_factors: float  # initial factor accumulator (AdaGrad)
+    acc_bias: float  # initial bias accumulator (AdaGrad)
+
+
+def unit_steps(c: float, adaptive: bool) -> UnitSteps:
+    if adaptive:
+        return UnitSteps(float(np.sqrt(c)), c, c, float(np.sqrt(c)), c**3, c**2)
+    return UnitSteps(1.0 / c, 1.0, c, float(np.sqrt(c)), 1.0, 1.0)
 
 
 class _SGDFactorModel(FactorModel):
@@ -39,6 +78,9 @@ class _SGDFactorModel(FactorModel):
         """A constant added to every initial factor entry (FunkSVD's ``init_mean``)."""
         return 0.0
 
+    def _factor_reg_unit(self) -> float:
+        return resolve_rating_unit(self.rating_unit, self.rating_scale_)
+
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
         from mfrec._threads import numba_threads, threads_for_work
         from mfrec.kernels.sgd import sgd_epoch_grouped
@@ -48,8 +90,11 @@ class _SGDFactorModel(FactorModel):
         dtype = np.dtype(self.dtype)
         cast = dtype.type
         n_users, n_items, k = train.n_users, train.n_items, self.n_factors
-        self.user_factors_ = init_factors(rng, (n_users, k), self.init_std, dtype)
-        self.item_factors_ = init_factors(rng, (n_items, k), self.init_std, dtype)
+        adaptive = self.optimizer == "adagrad"
+        unit = unit_steps(self._factor_reg_unit(), adaptive)
+        init_std = self.init_std * unit.init
+        self.user_factors_ = init_factors(rng, (n_users, k), init_std, dtype)
+        self.item_factors_ = init_factors(rng, (n_items, k), init_std, dtype)
         offset = self._init_offset()
         if offset:
             self.user_factors_ += dtype.type(offset)
@@ -65,15 +110,21 @@ class _SGDFactorModel(FactorModel):
         user_counts = train.user_counts().astype(np.float64)
         item_counts = train.item_counts().astype(np.float64)
         n = len(train)
-        steps = (cast(self.lr), cast(self.reg), cast(lr_bias), cast(reg_bias))
+        # The hyperparameters are in units of a 1..5 scale (rating_unit; UnitSteps).
+        reg = self.reg * unit.reg_factors
+        lr_bias *= unit.lr_bias
+        steps = (cast(self.lr * unit.lr_factors), cast(reg), cast(lr_bias), cast(reg_bias))
         reg_row, reg_bias_row = self._fixed_row_penalty()
+        reg_row *= unit.reg_factors
         extra_users = count_aware_penalty(user_counts, reg_row, reg_bias_row, dtype)
         extra_items = count_aware_penalty(item_counts, reg_row, reg_bias_row, dtype)
-        adaptive = self.optimizer == "adagrad"
-        # Step-size accumulators (factor, bias) per row, starting at 1 as in LIBMF.
+        # Step-size accumulators (factor, bias) per row, starting at 1 as in LIBMF (on a
+        # 1..5 scale; UnitSteps).
         n_acc = (n_users, n_items) if adaptive else (0, 0)
-        acc_users = np.ones((n_acc[0], 2), dtype=dtype)
-        acc_items = np.ones((n_acc[1], 2), dtype=dtype)
+        acc_users = np.empty((n_acc[0], 2), dtype=dtype)
+        acc_items = np.empty((n_acc[1], 2), dtype=dtype)
+        for acc in (acc_users, acc_items):
+            acc[:, 0], acc[:, 1] = unit.acc_factors, unit.acc_bias
 
         def epoch(_: int) -> dict[str, float]:
             seeds = rng.integers(0, 2**63 - 1, size=n_blocks, dtype=np.int64)
@@ -83,7 +134,7 @@ class _SGDFactorModel(FactorModel):
                 extra_users, extra_items,
             )  # fmt: skip
             sq_users, sq_items = _row_sq(self.user_factors_), _row_sq(self.item_factors_)
-            penalty = self.reg * (user_counts @ sq_users + item_counts @ sq_items)
+            penalty = reg * (user_counts @ sq_users + item_counts @ sq_items)
             penalty += reg_row * (sq_users.sum(dtype=np.float64) + sq_items.sum(dtype=np.float64))
             if use_bias:
                 penalty += reg_bias * (user_counts @ (bu * bu) + item_counts @ (bi * bi))
@@ -178,7 +229,7 @@ class FunkSVD(_SGDFactorModel):
     steps as LIBMF, a small initial scale centred on the mean rating, early stopping on a
     held-out slice) were chosen on a panel of data sets (docs/defaults.md); Surprise's
     ``SVD(biased=False)`` is ``FunkSVD(optimizer="sgd", lr=0.005, reg=0.02, init_std=0.1,
-    init_mean=0, n_epochs=20, patience=None)``. Each epoch visits the
+    init_mean=0, n_epochs=20, patience=None, rating_unit=1)``. Each epoch visits the
     ratings in a fresh random order and, per rating, moves ``p_u`` and ``q_i`` along
     the negative gradient of ``(r - p_u.q_i)^2 / 2 + reg/2 (|p_u|^2 + |q_i|^2)``.
 
@@ -224,6 +275,14 @@ class FunkSVD(_SGDFactorModel):
         ``"adagrad"``: LIBMF's adaptive step ``lr / sqrt(G)``, G the running sum of a
         row's squared gradients (Chin et al. 2015; see :mod:`mfrec.kernels.sgd`); it
         wants a larger ``lr`` (about 0.05-0.1).
+    rating_unit : float or None, default None
+        The unit of the hyperparameters, in rating points: training behaves exactly as
+        on the ratings divided by ``rating_unit`` (predictions mapped back). None: a
+        quarter of the rating range, so the defaults mean the same on a 1..10 or
+        0.5..5 scale as on 1..5 (where it is 1); 1: the raw ratings (mfrec before this
+        option). In the ratings' own units: the factors' L2 (``reg``, ``reg_row``) is
+        multiplied by ``c``, the initial factor scale by ``sqrt(c)``, and the steps
+        follow (:class:`UnitSteps`). Measured on the 1..10 panel set: docs/defaults.md.
 
     Attributes
     ----------
@@ -241,6 +300,7 @@ class FunkSVD(_SGDFactorModel):
     """
 
     name = "funk-svd"
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {"rating_unit": 1.0}
     _biases = (False, False)
     _use_bias = False
     _uses_global_mean = False
@@ -269,6 +329,7 @@ class FunkSVD(_SGDFactorModel):
         optimizer: str = "adagrad",
         validation_fraction: float = 0.05,
         init_mean: float | None = None,
+        rating_unit: float | None = None,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -283,6 +344,7 @@ class FunkSVD(_SGDFactorModel):
         self.optimizer = optimizer
         self.validation_fraction = validation_fraction
         self.init_mean = init_mean
+        self.rating_unit = rating_unit
 
 
 class BiasedMF(_SGDFactorModel):
@@ -292,7 +354,7 @@ class BiasedMF(_SGDFactorModel):
     (AdaGrad steps as LIBMF, a small initial scale, early stopping on a held-out slice)
     were chosen on a panel of data sets (docs/defaults.md); Surprise's ``SVD`` is
     ``BiasedMF(optimizer="sgd", lr=0.005, reg=0.02, reg_row=0, reg_bias_row=0,
-    init_std=0.1, n_epochs=20, patience=None)``.
+    init_std=0.1, n_epochs=20, patience=None, rating_unit=1)``.
 
     Parameters
     ----------
@@ -331,6 +393,9 @@ class BiasedMF(_SGDFactorModel):
     optimizer : {"sgd", "adagrad"}, default "adagrad"
         Fixed or adaptive step sizes (see :class:`FunkSVD`); with ``"adagrad"`` each
         bias has its own accumulator too.
+    rating_unit : float or None, default None
+        The unit of the hyperparameters (see :class:`FunkSVD`): None, a quarter of the
+        rating range.
 
     Attributes
     ----------
@@ -342,7 +407,9 @@ class BiasedMF(_SGDFactorModel):
 
     name = "biased-mf"
     _biases = (True, True)
-    _params_before_they_existed: ClassVar[dict[str, Any]] = {"reg_row": 0.0, "reg_bias_row": 0.0}
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {
+        "reg_row": 0.0, "reg_bias_row": 0.0, "rating_unit": 1.0,
+    }  # fmt: skip
     _constraints: ClassVar[dict[str, Constraint]] = {
         **_SGD_CONSTRAINTS,
         "lr_bias": Real(0, 1, open_low=True, none_ok=True),
@@ -369,6 +436,7 @@ class BiasedMF(_SGDFactorModel):
         validation_fraction: float = 0.05,
         reg_row: float = 2.0,
         reg_bias_row: float = 5.0,
+        rating_unit: float | None = None,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -386,6 +454,7 @@ class BiasedMF(_SGDFactorModel):
         self.validation_fraction = validation_fraction
         self.reg_row = reg_row
         self.reg_bias_row = reg_bias_row
+        self.rating_unit = rating_unit
 
     def _bias_settings(self) -> tuple[float, float]:
         lr_bias = self.lr if self.lr_bias is None else self.lr_bias

@@ -32,9 +32,9 @@ class SVDpp(FactorModel):
     The defaults (AdaGrad steps, a small initial scale, early stopping on a held-out
     slice) were chosen on a panel of data sets (docs/defaults.md); Surprise's ``SVDpp``
     is ``SVDpp(optimizer="sgd", lr=0.007, reg=0.02, reg_row=0, reg_bias_row=0,
-    init_std=0.1, n_epochs=20, patience=None)``. After ``fit``, ``user_factors_`` holds
-    each user's effective factors ``p_u + |N(u)|^-1/2 sum y_j``, so scoring and
-    ``recommend`` are those of a plain factor model.
+    init_std=0.1, n_epochs=20, patience=None, rating_unit=1)``. After ``fit``,
+    ``user_factors_`` holds each user's effective factors ``p_u + |N(u)|^-1/2 sum
+    y_j``, so scoring and ``recommend`` are those of a plain factor model.
 
     Parameters
     ----------
@@ -72,6 +72,10 @@ class SVDpp(FactorModel):
         adaptive steps ``rate / sqrt(G)`` per factor row and per bias, and one adaptive
         rate per user for the implicit factors (see :mod:`mfrec.kernels.svdpp`); it
         wants larger rates (about 0.05-0.1).
+    rating_unit : float or None, default None
+        The unit of the hyperparameters, in rating points (see
+        :class:`~mfrec.models.FunkSVD`): None, a quarter of the rating range; 1, the raw
+        ratings. The implicit factors scale as the explicit ones.
 
     Attributes
     ----------
@@ -101,7 +105,9 @@ class SVDpp(FactorModel):
 
     name = "svdpp"
     _biases = (True, True)
-    _params_before_they_existed: ClassVar[dict[str, Any]] = {"reg_row": 0.0, "reg_bias_row": 0.0}
+    _params_before_they_existed: ClassVar[dict[str, Any]] = {
+        "reg_row": 0.0, "reg_bias_row": 0.0, "rating_unit": 1.0,
+    }  # fmt: skip
     _fitted_arrays: ClassVar[tuple[str, ...]] = (
         "user_factors_",
         "item_factors_",
@@ -126,6 +132,7 @@ class SVDpp(FactorModel):
         "patience": Integer(1, None, none_ok=True),
         "validation_fraction": Real(0, 1, open_high=True),
         "optimizer": Options(("sgd", "adagrad")),
+        "rating_unit": Real(0, None, open_low=True, none_ok=True),
     }
 
     def __init__(
@@ -146,6 +153,7 @@ class SVDpp(FactorModel):
         validation_fraction: float = 0.05,
         reg_row: float = 2.0,
         reg_bias_row: float = 5.0,
+        rating_unit: float | None = None,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -163,6 +171,7 @@ class SVDpp(FactorModel):
         self.validation_fraction = validation_fraction
         self.reg_row = reg_row
         self.reg_bias_row = reg_bias_row
+        self.rating_unit = rating_unit
 
     def _rates(self) -> tuple[float, float, float, float, float, float]:
         """(lr_bias, reg_bias, lr, reg, lr_implicit, reg_implicit) with None resolved."""
@@ -179,18 +188,28 @@ class SVDpp(FactorModel):
             pick(self.reg_implicit, self.reg),
         )
 
+    def _factor_reg_unit(self) -> float:
+        from mfrec.models.sgd import resolve_rating_unit
+
+        return resolve_rating_unit(self.rating_unit, self.rating_scale_)
+
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
         from mfrec._threads import threads_for_work
         from mfrec.kernels.svdpp import effective_user_factors, shuffle_epoch, svdpp_epoch
-        from mfrec.models.sgd import count_aware_penalty
+        from mfrec.models.sgd import count_aware_penalty, unit_steps
 
         rng = check_random_state(self.random_state)
         dtype = np.dtype(self.dtype)
         n_users, n_items, k = train.n_users, train.n_items, self.n_factors
+        adaptive = self.optimizer == "adagrad"
+        # The hyperparameters are in units of a 1..5 scale (rating_unit; see
+        # mfrec.models.sgd.UnitSteps): p, q and y scale alike.
+        unit = unit_steps(self._factor_reg_unit(), adaptive)
+        init_std = self.init_std * unit.init
         # Surprise's draw order: p, q, y.
-        free = init_factors(rng, (n_users, k), self.init_std, dtype)  # p_u
-        self.item_factors_ = init_factors(rng, (n_items, k), self.init_std, dtype)
-        self.implicit_factors_ = init_factors(rng, (n_items, k), self.init_std, dtype)
+        free = init_factors(rng, (n_users, k), init_std, dtype)  # p_u
+        self.item_factors_ = init_factors(rng, (n_items, k), init_std, dtype)
+        self.implicit_factors_ = init_factors(rng, (n_items, k), init_std, dtype)
         self.user_bias_ = np.zeros(n_users, dtype=dtype)
         self.item_bias_ = np.zeros(n_items, dtype=dtype)
         self.user_factors_ = np.empty((n_users, k), dtype=dtype)
@@ -204,21 +223,25 @@ class SVDpp(FactorModel):
         np.cumsum(user_counts, out=indptr[1:])
         user_order = np.arange(n_users, dtype=np.int32)
         order = np.arange(len(train), dtype=np.int64)
-        rates = self._rates()
-        _, reg_bias, _, reg, _, reg_y = rates
+        lr_bias, reg_bias, lr, reg, lr_y, reg_y = self._rates()
+        lr_bias, lr, lr_y = lr_bias * unit.lr_bias, lr * unit.lr_factors, lr_y * unit.lr_factors
+        reg, reg_y = reg * unit.reg_factors, reg_y * unit.reg_factors
+        rates = (lr_bias, reg_bias, lr, reg, lr_y, reg_y)
         mu = float(self.global_mean_)
-        adaptive = self.optimizer == "adagrad"
-        # AdaGrad accumulators, starting at 1 as in LIBMF (empty for plain SGD).
-        acc_users = np.ones((n_users if adaptive else 0, 2))
-        acc_items = np.ones((n_items if adaptive else 0, 2))
-        acc_implicit = np.ones(n_users if adaptive else 0)
+        # AdaGrad accumulators, starting at 1 as in LIBMF on a 1..5 scale (empty for
+        # plain SGD).
+        acc_users = np.empty((n_users if adaptive else 0, 2))
+        acc_items = np.empty((n_items if adaptive else 0, 2))
+        for acc in (acc_users, acc_items):
+            acc[:, 0], acc[:, 1] = unit.acc_factors, unit.acc_bias
+        acc_implicit = np.full(n_users if adaptive else 0, unit.acc_factors)
 
         # Penalty weights: a parameter is regularised once per rating it takes part in;
         # y_j once per rating of every user who rated j.
         n_u = user_counts.astype(np.float64)
         n_i = train.item_counts().astype(np.float64)
         w_y = np.bincount(items, weights=n_u[train.user_index[by_user]], minlength=n_items)
-        reg_row, reg_bias_row = float(self.reg_row), float(self.reg_bias_row)
+        reg_row, reg_bias_row = float(self.reg_row) * unit.reg_factors, float(self.reg_bias_row)
         extra_users = count_aware_penalty(n_u, reg_row, reg_bias_row, np.float64)
         extra_items = count_aware_penalty(n_i, reg_row, reg_bias_row, np.float64)
         n = len(train)
