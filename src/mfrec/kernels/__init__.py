@@ -35,8 +35,8 @@ import threading as _threading
 from numba.core import event as _event
 
 # A first compile outside any fit is a first top-N or prediction: its selection and
-# scoring kernels take about 2 s of CPU (bench/coldstart.py, compile_cpu_s - fit's).
-HINT_SECONDS = 2.0
+# scoring kernels take about 1 s of CPU (bench/coldstart.py, compile_cpu_s - fit's).
+HINT_SECONDS = 1.0
 _log = _logging.getLogger("mfrec.compile")
 _depth = _threading.local()
 _announced = _threading.Event()

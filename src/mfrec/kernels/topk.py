@@ -151,31 +151,27 @@ def topk_rows_reference(scores, row_users, excl_indptr, excl_indices, n):
 
 
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _select_exact(scores, ids, n, out_idx, out_scores):
-    # Best n of (scores desc, ids asc); ids arrive in increasing order, so a stable
-    # insertion into a sorted buffer of size n keeps the lower id first among equals.
-    size = 0
-    best_s = np.empty(n, dtype=np.float64)
-    best_i = np.empty(n, dtype=np.int32)
-    for c in range(scores.shape[0]):
-        s = scores[c]
-        if size == n and not s > best_s[n - 1]:
-            continue
-        pos = size if size < n else n - 1
-        while pos > 0 and s > best_s[pos - 1]:
-            if pos < n:
-                best_s[pos] = best_s[pos - 1]
-                best_i[pos] = best_i[pos - 1]
-            pos -= 1
-        best_s[pos] = s
-        best_i[pos] = ids[c]
-        if size < n:
-            size += 1
-    for r in range(size):
-        out_idx[r] = best_i[r]
-        out_scores[r] = best_s[r]
+def _sift_down_values(heap, size):
+    # Min-heap of values only: the rescoring needs the n-th best approximate score,
+    # never which item holds it.
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            return
+        if child + 1 < size and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] < heap[pos]:
+            heap[pos], heap[child] = heap[child], heap[pos]
+            pos = child
+        else:
+            return
 
 
+# One function, no allocation, few callees: its cold compile is most of a first
+# recommend's (bench/coldstart.py). Each np.empty, min() or helper call would compile an
+# implementation of its own, once per set of compile flags, and every helper's code is
+# optimised again by LLVM in each caller it is linked into.
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _rescore_rows(
     approx,
@@ -191,73 +187,79 @@ def _rescore_rows(
     bi,
     intercept,
     fallback,
+    heap,
+    best,
     out_idx,
     out_scores,
 ):
-    """The rows of :func:`topk_rescored`, on the calling thread."""
+    """The rows of :func:`topk_rescored`, on the calling thread. ``heap`` (float32) and
+    ``best`` (float64) are work space of at least ``out_idx.shape[1]`` values."""
     n = out_idx.shape[1]
+    n_cols = approx.shape[1]
     can_exclude = excl_indptr.shape[0] > 1
     has_add = item_add.shape[0] > 0
-    for r in range(approx.shape[0]):
+    for r in range(approx.shape[0] if n > 0 else 0):
         u = row_users[r]
         row = approx[r]
         base = row_base[r]
         if has_add:
-            for j in range(row.shape[0]):
+            for j in range(n_cols):
                 row[j] = row[j] + base + item_add[j]
         else:
-            for j in range(row.shape[0]):
+            for j in range(n_cols):
                 row[j] = row[j] + base
         if can_exclude and u >= 0:
             for p in range(excl_indptr[u], excl_indptr[u + 1]):
                 row[excl_indices[p]] = -np.inf
-        heap_i = np.empty(n, dtype=np.int32)
-        heap_s = np.empty(n, dtype=np.float32)
-        for q in range(n):  # (np.full would compile its own implementations)
-            heap_i[q] = -1
-            heap_s[q] = -np.inf
-        _select_row(row, n, heap_i, heap_s)
-        threshold = heap_s[n - 1] - slack[r] if heap_i[n - 1] >= 0 else -np.inf
-        # Candidates: every item at or above the threshold (usually about n of them).
-        cand = np.empty(min(row.shape[0], 4 * n + 64), dtype=np.int32)
+        # The n-th best approximate score s_n: a min-heap of the n best values.
+        size = n - n  # zero, not the literal 0 (which would compile the sift twice)
+        for c0 in range(0, n_cols, _CHUNK):
+            c1 = c0 + _CHUNK if c0 + _CHUNK < n_cols else n_cols
+            if size == n and not _chunk_max(row, c0, c1) > heap[0]:
+                continue
+            for j in range(c0, c1):
+                s = row[j]
+                if not s > -np.inf:  # excluded
+                    continue
+                if size < n:
+                    pos = size
+                    size += 1
+                    while pos > 0 and s < heap[(pos - 1) >> 1]:
+                        heap[pos] = heap[(pos - 1) >> 1]
+                        pos = (pos - 1) >> 1
+                    heap[pos] = s
+                elif s > heap[0]:
+                    heap[0] = s
+                    _sift_down_values(heap, size)
+        threshold = heap[0] - slack[r] if size == n else -np.inf
+        # Every candidate (an item at or above the threshold: usually about n of them),
+        # scored exactly, enters the best n of (exact score desc, item asc) by insertion;
+        # items arrive in increasing order, so the lower one stays first among equals.
+        idx = out_idx[r]
         m = 0
-        for c0 in range(0, row.shape[0], _CHUNK):
-            c1 = min(c0 + _CHUNK, row.shape[0])
+        for c0 in range(0, n_cols, _CHUNK):
+            c1 = c0 + _CHUNK if c0 + _CHUNK < n_cols else n_cols
             if not _chunk_max(row, c0, c1) >= threshold:
                 continue
             for j in range(c0, c1):
-                if row[j] > -np.inf and row[j] >= threshold:
-                    if m == cand.shape[0]:  # many near-ties: grow
-                        grown = np.empty(min(row.shape[0], 2 * m), dtype=np.int32)
-                        for q in range(m):  # (a slice assignment compiles seconds more)
-                            grown[q] = cand[q]
-                        cand = grown
-                    cand[m] = j
+                a = row[j]
+                if not (a > -np.inf and a >= threshold):
+                    continue
+                # (an int32 item: the signature predict's score_pairs compiles too)
+                e = exact_score(P, Q, bu, bi, intercept, u, np.int32(j)) if u >= 0 else fallback[j]
+                if m == n and not e > best[n - 1]:
+                    continue
+                pos = m if m < n else n - 1
+                while pos > 0 and e > best[pos - 1]:
+                    best[pos] = best[pos - 1]
+                    idx[pos] = idx[pos - 1]
+                    pos -= 1
+                best[pos] = e
+                idx[pos] = j
+                if m < n:
                     m += 1
-        exact = np.empty(m, dtype=np.float64)
-        for c in range(m):
-            j = cand[c]
-            exact[c] = exact_score(P, Q, bu, bi, intercept, u, j) if u >= 0 else fallback[j]
-        _select_exact(exact, cand[:m], n, out_idx[r], out_scores[r])
-
-
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
-def _topk_rescored_worker(
-    counter, n_tasks, approx, row_base, item_add, row_users, excl_indptr, excl_indices, slack,
-    P, Q, bu, bi, intercept, fallback, out_idx, out_scores,
-):  # fmt: skip
-    n_rows = approx.shape[0]
-    while True:
-        c = claim(counter, 0)
-        if c >= n_tasks:
-            break
-        r0 = c * n_rows // n_tasks
-        r1 = (c + 1) * n_rows // n_tasks
-        _rescore_rows(
-            approx[r0:r1], row_base[r0:r1], item_add, row_users[r0:r1], excl_indptr,
-            excl_indices, slack[r0:r1], P, Q, bu, bi, intercept, fallback, out_idx[r0:r1],
-            out_scores[r0:r1],
-        )  # fmt: skip
+        for q in range(m):
+            out_scores[r, q] = best[q]
 
 
 def topk_rescored(
@@ -276,10 +278,15 @@ def topk_rescored(
     n-th score T), so rescoring just those candidates exactly and ranking them by
     (exact score desc, item asc) gives the exact top-n whatever rounding the
     approximate scores had. Excluded items (as in :func:`topk_rows`) never enter.
+    ``out_idx`` / ``out_scores`` arrive filled with -1 / -inf; slots beyond the
+    candidates stay so. Runs on the calling thread (:func:`recommend_exact` is the
+    parallel, blocked caller).
     """
-    run_workers(
-        _topk_rescored_worker, min(approx.shape[0], 64), approx, row_base, item_add, row_users,
-        excl_indptr, excl_indices, slack, P, Q, bu, bi, intercept, fallback, out_idx, out_scores,
+    n = out_idx.shape[1]
+    _rescore_rows(
+        approx, row_base, item_add, row_users, excl_indptr, excl_indices, slack, P, Q, bu,
+        bi, intercept, fallback, np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float64),
+        out_idx, out_scores,
     )  # fmt: skip
 
 
@@ -302,8 +309,11 @@ def recommend_exact(
     if item_add.shape[0] > 0:
         fallback32 = fallback32 - item_add
     blocks = itertools.count()  # next() is atomic under the GIL
+    n = out_idx.shape[1]
 
     def work():
+        heap = np.empty(n, dtype=np.float32)
+        best = np.empty(n, dtype=np.float64)
         while (blk := next(blocks)) < n_blocks:
             r0 = blk * block_rows
             r1 = min(r0 + block_rows, n_rows)
@@ -317,15 +327,16 @@ def recommend_exact(
                 approx[~known] = fallback32
             _rescore_rows(
                 approx, row_base[r0:r1], item_add, users, excl_indptr, excl_indices,
-                slack[r0:r1], P, Q, bu, bi, intercept, fallback, out_idx[r0:r1],
-                out_scores[r0:r1],
+                slack[r0:r1], P, Q, bu, bi, intercept, fallback, heap, best,
+                out_idx[r0:r1], out_scores[r0:r1],
             )  # fmt: skip
 
     def prepare():  # compile the selection on this thread (see run_threads)
         _rescore_rows(
             np.empty((0, QT32.shape[1]), dtype=np.float32), row_base[:0], item_add,
             row_users[:0], excl_indptr, excl_indices, slack[:0], P, Q, bu, bi, intercept,
-            fallback, out_idx[:0], out_scores[:0],
+            fallback, np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float64),
+            out_idx[:0], out_scores[:0],
         )  # fmt: skip
 
     run_threads(work, n_blocks, prepare=prepare)
