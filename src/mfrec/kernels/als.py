@@ -19,7 +19,7 @@ fixed amount per row whatever its count (plain ridge, a Gaussian prior), which s
 rows with few ratings more -- the count-aware part (0 in Spark).
 Items are solved the same way with the users fixed. Unbiased: a_i = q_i, t_i = r_ui.
 A row with fewer ratings than unknowns (a long-tail item) is solved through the
-equivalent n_u x n_u system instead (see :func:`_solve_dual`): same solution, far less work.
+equivalent n_u x n_u system instead (see :func:`_als_solve_rows_worker`): same solution, far less work.
 
 Every row is solved on its own, rows in parallel (:func:`~._common.run_workers`). Each row's sums run
 over its ratings in stored order, in float64, with no BLAS call (so no second thread
@@ -31,84 +31,49 @@ from numba import njit
 
 from ._common import FAST, cholesky_lower, claim, run_workers, solve_lower, solve_lower_t
 
-
-@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _cholesky_solve(A, b):
-    """Solve A x = b for symmetric positive definite A (lower triangle used) in place:
-    A becomes its Cholesky factor L, b becomes x. Returns False if A is not SPD."""
-    if not cholesky_lower(A):
-        return False
-    solve_lower(A, b, b)
-    solve_lower_t(A, b)
-    return True
-
-
-@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _gram_lower(design, gram):
-    """Lower triangle of design @ design.T, four rows at a time (each load of a row of
-    ``design`` feeds four accumulators; the inner loops vectorise)."""
-    m, n = design.shape
-    f = 0
-    while f + 4 <= m:
-        r0 = design[f]
-        r1 = design[f + 1]
-        r2 = design[f + 2]
-        r3 = design[f + 3]
-        for g in range(f + 4):
-            rg = design[g]
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            a3 = 0.0
-            for t in range(n):
-                x = rg[t]
-                a0 += r0[t] * x
-                a1 += r1[t] * x
-                a2 += r2[t] * x
-                a3 += r3[t] * x
-            gram[f, g] = a0
-            gram[f + 1, g] = a1
-            gram[f + 2, g] = a2
-            gram[f + 3, g] = a3
-        f += 4
-    while f < m:
-        rf = design[f]
-        for g in range(f + 1):
-            rg = design[g]
-            acc = 0.0
-            for t in range(n):
-                acc += rf[t] * rg[t]
-            gram[f, g] = acc
-        f += 1
-
-
 #: Rows per task of the dynamic hand-out: a few microseconds of work each at least.
 ROWS_PER_TASK = 8
 
 
+# One function for the whole row solve, primal and dual: every call level would be
+# optimised again by LLVM in each caller, and every array constructor compiles an
+# implementation of its own (bench/coldstart.py). Its work arrays are views of one
+# buffer, grown when a row needs more.
 @njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
 def _als_solve_rows_worker(
     counter, n_tasks, indptr, cols, values, other_factors, other_bias, offset, factors, bias,
     reg, reg_bias, use_bias, reg_row, reg_bias_row, failed,
 ):  # fmt: skip
     n_rows = indptr.shape[0] - 1
+    k = factors.shape[1]
+    m = k + 1 if use_bias else k
+    buffer = np.empty(m * m + 3 * m)  # (not a literal size: one np.empty to compile)
     while True:
         task = claim(counter, 0)
         if task >= n_tasks:
             break
         for r in range(task * ROWS_PER_TASK, min(n_rows, (task + 1) * ROWS_PER_TASK)):
-            # Row r's solve (one function with the loop: each call level re-optimises
-            # everything below it when compiled). A row without ratings is left alone.
+            # A row without ratings is left alone.
             start = indptr[r]
             stop = indptr[r + 1]
             n = stop - start
             if n == 0:
                 continue
-            k = factors.shape[1]
-            m = k + 1 if use_bias else k
+            penalty_f = reg * n + reg_row
+            penalty_b = reg_bias * n + reg_bias_row
+            # A row with fewer ratings than unknowns (n < m) is solved through the n x n
+            # system (the push-through identity, exact for a positive diagonal penalty D):
+            #   (X^T X + D)^-1 X^T t  =  D^-1 X^T (X D^-1 X^T + I)^-1 t
+            # so a rarely rated item costs O(n^2 m + n^3) instead of O(n m^2 + m^3).
+            dual = n < m and (not use_bias or penalty_b > 0.0)
+            size = n if dual else m
+            need = m * n + n + size * size + (m * n if dual else m)
+            if buffer.shape[0] < need:
+                buffer = np.empty(need if need > 2 * buffer.shape[0] else 2 * buffer.shape[0])
             # Design matrix, transposed (m x n) so that each Gram entry is a contiguous dot.
-            design = np.empty((m, n))
-            targets = np.empty(n)
+            design = buffer[: m * n].reshape((m, n))
+            targets = buffer[m * n : m * n + n]
+            system = buffer[m * n + n : m * n + n + size * size].reshape((size, size))
             for t in range(n):
                 c = cols[start + t]
                 target = values[start + t] - offset
@@ -118,17 +83,89 @@ def _als_solve_rows_worker(
                 for f in range(k):
                     design[f, t] = other_factors[c, f]
                 targets[t] = target
-            penalty = np.empty(m)
-            for f in range(m):
-                penalty[f] = reg * n + reg_row
-            if use_bias:
-                penalty[k] = reg_bias * n + reg_bias_row
-            if n < m and (not use_bias or penalty[k] > 0.0):
-                ok = _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias)
+            if dual:
+                # D^-1 X^T, then the lower triangle of X D^-1 X^T + I; the right-hand
+                # side is t itself.
+                scaled = buffer[need - m * n : need].reshape((m, n))
+                for f in range(m):
+                    inv = 1.0 / (penalty_b if f == k else penalty_f)
+                    for t in range(n):
+                        scaled[f, t] = design[f, t] * inv
+                for s in range(n):
+                    for t in range(s + 1):
+                        system[s, t] = 0.0
+                for f in range(m):
+                    row_s = scaled[f]
+                    row_d = design[f]
+                    for s in range(n):
+                        a = row_s[s]
+                        for t in range(s + 1):
+                            system[s, t] += a * row_d[t]
+                for s in range(n):
+                    system[s, s] += 1.0
+                rhs = targets
             else:
-                ok = _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias)
-            if not ok:
+                # X^T t into the targets' place once read, then the lower triangle of
+                # design @ design.T + D, four rows at a time (each load of a row of
+                # ``design`` feeds four accumulators; the inner loops vectorise).
+                rhs = buffer[m * n + n + size * size : m * n + n + size * size + m]
+                for f in range(m):
+                    row = design[f]
+                    acc = 0.0
+                    for t in range(n):
+                        acc += row[t] * targets[t]
+                    rhs[f] = acc
+                f = 0
+                while f + 4 <= m:
+                    r0 = design[f]
+                    r1 = design[f + 1]
+                    r2 = design[f + 2]
+                    r3 = design[f + 3]
+                    for g in range(f + 4):
+                        rg = design[g]
+                        a0 = 0.0
+                        a1 = 0.0
+                        a2 = 0.0
+                        a3 = 0.0
+                        for t in range(n):
+                            x = rg[t]
+                            a0 += r0[t] * x
+                            a1 += r1[t] * x
+                            a2 += r2[t] * x
+                            a3 += r3[t] * x
+                        system[f, g] = a0
+                        system[f + 1, g] = a1
+                        system[f + 2, g] = a2
+                        system[f + 3, g] = a3
+                    f += 4
+                while f < m:
+                    rf = design[f]
+                    for g in range(f + 1):
+                        rg = design[g]
+                        acc = 0.0
+                        for t in range(n):
+                            acc += rf[t] * rg[t]
+                        system[f, g] = acc
+                    f += 1
+                for f in range(m):
+                    system[f, f] += penalty_b if f == k else penalty_f
+            if not cholesky_lower(system):
                 failed[r] = 1
+                continue
+            solve_lower(system, rhs, rhs)
+            solve_lower_t(system, rhs)
+            for f in range(m):
+                if dual:  # x = D^-1 X^T alpha
+                    row_s = scaled[f]
+                    x = 0.0
+                    for t in range(n):
+                        x += row_s[t] * rhs[t]
+                else:
+                    x = rhs[f]
+                if f < k:
+                    factors[r, f] = x
+                else:
+                    bias[r] = x
 
 
 def als_solve_rows(
@@ -152,69 +189,6 @@ def als_solve_rows(
         offset, factors, bias, reg, reg_bias, use_bias, reg_row, reg_bias_row, failed,
     )  # fmt: skip
     return int(failed.sum())
-
-
-@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _solve_primal(design, targets, penalty, factors, bias, r, k, use_bias):
-    """x = (X^T X + diag(penalty))^-1 X^T t via the m x m normal equations."""
-    m, n = design.shape
-    rhs = np.zeros(m)
-    for f in range(m):
-        row = design[f]
-        acc = 0.0
-        for t in range(n):
-            acc += row[t] * targets[t]
-        rhs[f] = acc
-    gram = np.empty((m, m))
-    _gram_lower(design, gram)
-    for f in range(m):
-        gram[f, f] += penalty[f]
-    if not _cholesky_solve(gram, rhs):
-        return False
-    for f in range(k):
-        factors[r, f] = rhs[f]
-    if use_bias:
-        bias[r] = rhs[k]
-    return True
-
-
-@njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _solve_dual(design, targets, penalty, factors, bias, r, k, use_bias):
-    """The same solution through the n x n system of a row with n < m ratings (the
-    push-through identity, exact for a positive diagonal penalty D):
-
-        (X^T X + D)^-1 X^T t  =  D^-1 X^T (X D^-1 X^T + I)^-1 t
-
-    so a rarely rated item costs O(n^2 m + n^3) instead of O(n m^2 + m^3)."""
-    m, n = design.shape
-    scaled = np.empty((m, n))  # D^-1 X^T
-    for f in range(m):
-        inv = 1.0 / penalty[f]
-        for t in range(n):
-            scaled[f, t] = design[f, t] * inv
-    kernel = np.zeros((n, n))  # lower triangle of X D^-1 X^T + I
-    for f in range(m):
-        row_s = scaled[f]
-        row_d = design[f]
-        for s in range(n):
-            a = row_s[s]
-            for t in range(s + 1):
-                kernel[s, t] += a * row_d[t]
-    for s in range(n):
-        kernel[s, s] += 1.0
-    alpha = targets.copy()
-    if not _cholesky_solve(kernel, alpha):
-        return False
-    for f in range(m):
-        row_s = scaled[f]
-        acc = 0.0
-        for t in range(n):
-            acc += row_s[t] * alpha[t]
-        if f < k:
-            factors[r, f] = acc
-        else:
-            bias[r] = acc
-    return True
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, no_cfunc_wrapper=True)
