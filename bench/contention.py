@@ -14,7 +14,9 @@ whole run stays within minutes. Target (issue 11): default / one thread <= 1.15 
 every row, and >= 1.5x speed-up over one thread at 10M ratings on a quiet machine.
 ``--control`` adds a second one-thread arm to every repeat (same code as the first): its
 ratio to the first is the noise floor of that row (with hogs running, identical code
-paths have differed by 1.14x over two repeats). Writes bench/results/contention.json.
+paths have differed by 1.14x over two repeats). Writes bench/results/contention.json; a
+subset run (any of --sizes/--hogs/--models/--repeats/--control) writes
+bench/results/partial/contention_partial.json instead and leaves the README's result alone.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import markdown_table, write_result
+from _common import RESULTS, markdown_table, write_result
 
 ML25M = {"ratings": 25_000_000, "users": 162_541, "items": 59_047}
 
@@ -199,18 +201,30 @@ def main() -> None:
             for r in rows
         ],
     )  # fmt: skip
-    path = write_result(
-        "contention",
-        {
-            "target": "default / one thread <= 1.15 everywhere; >= 1.5x at 10M quiet",
-            "worst_ratio": worst,
-            "rows": rows,
-            "raw": raw,
-            "markdown": table,
-        },
+    payload = {
+        "target": "default / one thread <= 1.15 everywhere; >= 1.5x at 10M quiet",
+        "worst_ratio": worst,
+        "rows": rows,
+        "raw": raw,
+        "markdown": table,
+    }
+    # A subset run (fewer sizes, models or hog counts, other repeats, or the control arm)
+    # is an experiment, not the README's result: it must not replace the full table.
+    partial = (
+        args.sizes != parser.get_default("sizes")
+        or args.hogs != parser.get_default("hogs")
+        or args.models is not None
+        or args.repeats is not None
+        or args.control
     )
+    if partial:
+        path = write_result("contention_partial", payload, folder=RESULTS / "partial")
+    else:
+        path = write_result("contention", payload)
     print(table)
     print(f"worst default / one-thread ratio {worst:.2f}; wrote {path}")
+    if partial:
+        print("partial run (--sizes/--hogs/--models/--repeats/--control): not the README result")
 
 
 if __name__ == "__main__":

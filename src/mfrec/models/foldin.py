@@ -27,7 +27,7 @@ from mfrec.models.topn import Recommendations, _check_n
 if TYPE_CHECKING:
     from mfrec.models.base import FactorModel
 
-logger = logging.getLogger("mfrec.models.base")
+logger = logging.getLogger(__name__)
 
 #: The learned arrays of a plain factor model: what the generic fold-in can extend.
 FACTOR_ARRAYS = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
