@@ -32,14 +32,15 @@ logger = logging.getLogger("mfrec.compile")
 #: compile events during the fit, which load barely changes; a quiet machine's wall time
 #: is about the same, a busy one's longer), rounded to whole seconds, at least 1. Measured
 #: at commit 4c379bf (load 11-16); biased-mf and funk-svd again after their epoch worker
-#: was compiled per step rule (2.7 and 2.4 s at load 5.8, main 4.8 and 4.4 s beside them).
+#: was compiled per step rule (2.7 and 2.4 s at load 5.8, main 4.8 and 4.4 s beside them);
+#: als again after its row solve became one function (2.4 s, main 3.2 s beside it).
 #: Used only for the "about N s" of the first-run message; models that compile nothing
 #: to fit (svd, bias, global-mean) are not listed.
 TYPICAL_SECONDS: dict[str, float] = {
     "biased-mf": 3.0,
     "funk-svd": 2.0,
     "svdpp": 2.0,
-    "als": 4.0,
+    "als": 2.0,
     "implicit-als": 2.0,
     "bayes-mf": 2.0,
     "nmf": 1.0,
@@ -47,7 +48,7 @@ TYPICAL_SECONDS: dict[str, float] = {
     "adam-mf": 1.0,
 }
 #: For a model not listed above (a user's subclass): the most any listed model takes.
-_DEFAULT_SECONDS = 4.0
+_DEFAULT_SECONDS = 3.0
 
 
 @dataclass
