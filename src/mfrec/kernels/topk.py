@@ -13,9 +13,11 @@ from .score import exact_score
 
 
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _sift_down(heap_s, heap_i, size, pos):
-    # Min-heap on (score, -index): the root is the worst kept item; among equal scores
-    # the higher index is worse, so ties resolve to the lower item index.
+def _sift_down(heap_s, heap_i, size):
+    # Min-heap on (score, -index), sifting from the root: the root is the worst kept
+    # item; among equal scores the higher index is worse, so ties resolve to the lower
+    # item index.
+    pos = size - size
     while True:
         left = 2 * pos + 1
         if left >= size:
@@ -53,71 +55,55 @@ def _chunk_max(row, start, stop):
     return m
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _heap_push(heap_s, heap_i, size, n, s, j):
-    """Offer (s, j) to the min-heap of the n best; returns the new size."""
-    if size < n:
-        pos = size
-        heap_s[pos] = s
-        heap_i[pos] = j
-        size += 1
-        while pos > 0:
-            parent = (pos - 1) // 2
-            if heap_s[pos] < heap_s[parent] or (
-                heap_s[pos] == heap_s[parent] and heap_i[pos] > heap_i[parent]
-            ):
-                heap_s[pos], heap_s[parent] = heap_s[parent], heap_s[pos]
-                heap_i[pos], heap_i[parent] = heap_i[parent], heap_i[pos]
-                pos = parent
-            else:
-                break
-    elif s > heap_s[0]:  # strictly: among equal scores the lower index (seen first) stays
-        heap_s[0] = s
-        heap_i[0] = j
-        _sift_down(heap_s, heap_i, size, 0)
-    return size
-
-
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
-def _select_row(row, n, out_idx, out_scores):
-    heap_s = np.empty(n, dtype=np.float32)
-    heap_i = np.empty(n, dtype=np.int32)
-    size = n - n  # zero, not the literal 0 (which would compile _heap_push twice)
-    n_cols = row.shape[0]
-    for c0 in range(0, n_cols, _CHUNK):
-        c1 = min(c0 + _CHUNK, n_cols)
-        if size == n and not _chunk_max(row, c0, c1) > heap_s[0]:
-            continue
-        for j in range(c0, c1):
-            s = row[j]
-            if s > -np.inf:  # not excluded
-                size = _heap_push(heap_s, heap_i, size, n, s, j)
-    # Pop worst-first into the tail: the output ends up best-first.
-    for r in range(size - 1, -1, -1):
-        out_scores[r] = heap_s[0]
-        out_idx[r] = heap_i[0]
-        size -= 1
-        heap_s[0] = heap_s[size]
-        heap_i[0] = heap_i[size]
-        _sift_down(heap_s, heap_i, size, 0)
-
-
+# The selection lives in the worker (one function, no allocation: see _rescore_rows):
+# the heap is built in the row's own output slots, then heap-sorted in place.
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _topk_rows_worker(counter, n_tasks, scores, row_users, excl_indptr, excl_indices, out_idx, out_scores):  # fmt: skip
     n = out_idx.shape[1]
     can_exclude = excl_indptr.shape[0] > 1
     n_rows = scores.shape[0]
+    n_cols = scores.shape[1]
     while True:
         task = claim(counter, 0)
         if task >= n_tasks:
             break
-        for r in range(task * 4, min(n_rows, (task + 1) * 4)):
+        for r in range(task * 4, min(n_rows, (task + 1) * 4) if n > 0 else 0):
             u = row_users[r]
             row = scores[r]
             if can_exclude and u >= 0:
                 for p in range(excl_indptr[u], excl_indptr[u + 1]):
                     row[excl_indices[p]] = -np.inf
-            _select_row(row, n, out_idx[r], out_scores[r])
+            heap_s = out_scores[r]
+            heap_i = out_idx[r]
+            size = n - n
+            for c0 in range(0, n_cols, _CHUNK):
+                c1 = c0 + _CHUNK if c0 + _CHUNK < n_cols else n_cols
+                if size == n and not _chunk_max(row, c0, c1) > heap_s[0]:
+                    continue
+                for j in range(c0, c1):
+                    s = row[j]
+                    if not s > -np.inf:  # excluded
+                        continue
+                    if size < n:
+                        # Sift up: items arrive in increasing order, so an equal score
+                        # is the worse one.
+                        pos = size
+                        size += 1
+                        while pos > 0 and not s > heap_s[(pos - 1) >> 1]:
+                            heap_s[pos] = heap_s[(pos - 1) >> 1]
+                            heap_i[pos] = heap_i[(pos - 1) >> 1]
+                            pos = (pos - 1) >> 1
+                        heap_s[pos] = s
+                        heap_i[pos] = j
+                    elif s > heap_s[0]:  # strictly: among equals the lower index stays
+                        heap_s[0] = s
+                        heap_i[0] = j
+                        _sift_down(heap_s, heap_i, size)
+            # Heap sort: the worst goes to the end each time, so the row ends best-first.
+            for end in range(size - 1, 0, -1):
+                heap_s[0], heap_s[end] = heap_s[end], heap_s[0]
+                heap_i[0], heap_i[end] = heap_i[end], heap_i[0]
+                _sift_down(heap_s, heap_i, end)
 
 
 def topk_rows(scores, row_users, excl_indptr, excl_indices, out_idx, out_scores):
