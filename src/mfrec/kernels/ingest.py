@@ -9,7 +9,10 @@ _PLUS, _MINUS, _QUOTE = 43, 45, 34
 _TAB, _NEWLINE, _RETURN, _SPACE, _DOT = 9, 10, 13, 32, 46
 
 
-@njit(cache=True, nogil=True)
+# Compile options: helpers only kernels call have no wrappers (see kernels._common), and
+# every call passes the same argument types (no literal ints, which would compile a
+# specialisation each): a first read of a file compiled _any_suspicious four times.
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _suspicious_at(buf, t, sep, at_line_start):
     # The test of one position, edges included (see has_noncanonical_int_field).
     n = buf.shape[0]
@@ -35,7 +38,7 @@ def _suspicious_at(buf, t, sep, at_line_start):
     return False
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, no_cfunc_wrapper=True)
 def has_noncanonical_int_field(buf, sep, at_line_start):
     """Whether parsing the integer-looking fields of ``buf`` (bytes as uint8) as int64
     could lose information: some field starts with ``+``, with ``-0``, or with ``0``
@@ -49,9 +52,11 @@ def has_noncanonical_int_field(buf, sep, at_line_start):
     a space; a stray tab); only then are the flagged places checked exactly.
     """
     n = buf.shape[0]
+    zero = n - n  # (not literals: one signature of _any_suspicious)
+    two = zero + 2
     if n < 4:
-        return _any_suspicious(buf, 0, n, sep, at_line_start)
-    if _any_suspicious(buf, 0, 2, sep, at_line_start):
+        return _any_suspicious(buf, zero, n, sep, at_line_start)
+    if _any_suspicious(buf, zero, two, sep, at_line_start):
         return True
     if _any_suspicious(buf, n - 1, n, sep, at_line_start):
         return True
@@ -68,10 +73,10 @@ def has_noncanonical_int_field(buf, sep, at_line_start):
         rough |= np.uint8((opens & sign) | blank)
     if rough == 0:
         return False
-    return _any_suspicious(buf, 2, n - 1, sep, at_line_start)
+    return _any_suspicious(buf, two, n - 1, sep, at_line_start)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _any_suspicious(buf, start, stop, sep, at_line_start):
     for t in range(start, stop):  # noqa: SIM110 (numba: a loop, not a generator)
         if _suspicious_at(buf, t, sep, at_line_start):
@@ -116,24 +121,31 @@ def dense_codes(values, high):
     return ids, codes
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def has_duplicate_pairs(u_idx, i_idx, n_users, n_items):
     """Whether some (user, item) pair occurs twice: a counting sort by user, then one
     pass per user against a table of the items it has seen -- O(n), where sorting
     n int64 keys costs n log n (about 1.3 s at 25M ratings, this about 0.2 s)."""
+    # (np.empty and loops only: np.zeros, np.full and .copy() each compile their own)
     n = u_idx.shape[0]
-    starts = np.zeros(n_users + 1, dtype=np.int64)
+    starts = np.empty(n_users + 1, dtype=np.int64)
+    for u in range(n_users + 1):
+        starts[u] = 0
     for t in range(n):
         starts[u_idx[t] + 1] += 1
     for u in range(n_users):
         starts[u + 1] += starts[u]
-    fill = starts[:-1].copy()
+    fill = np.empty(n_users, dtype=np.int64)
+    for u in range(n_users):
+        fill[u] = starts[u]
     grouped = np.empty(n, dtype=np.int32)
     for t in range(n):
         u = u_idx[t]
         grouped[fill[u]] = i_idx[t]
         fill[u] += 1
-    seen_by = np.full(n_items, -1, dtype=np.int64)
+    seen_by = np.empty(n_items, dtype=np.int64)
+    for i in range(n_items):
+        seen_by[i] = -1
     for u in range(n_users):
         for t in range(starts[u], starts[u + 1]):
             i = grouped[t]
