@@ -78,7 +78,9 @@ def shuffle_epoch(indptr, user_order, order, seed):
     """Reshuffle, in place and driven by ``seed`` alone, the user order and each user's
     rating positions ``order[indptr[u]:indptr[u + 1]]``."""
     state = np.uint64(seed)
-    state = shuffle(user_order, 0, user_order.shape[0], state)
+    # (a start of n - n, not the literal 0: the signature the SGD kernels compile too)
+    n_users = user_order.shape[0]
+    state = shuffle(user_order, n_users - n_users, n_users, state)
     for u in range(indptr.shape[0] - 1):
         state = shuffle(order, indptr[u], indptr[u + 1], state)
 
