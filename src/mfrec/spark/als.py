@@ -35,29 +35,49 @@ def _static_link(row: Any) -> tuple:
     return row[2], ("link", row[1], _blocks.loads(row[3]))
 
 
-def _build(encoded: Any, row: str, col: str, n_rows: int, num_blocks: int) -> Any:
+def _build(encoded: Any, row: str, col: str, n_rows: int, num_blocks: int, keys: list) -> Any:
     """The cached rows ``(kind, dst, src, payload, duplicates)`` of ``row``'s side: its
     in-blocks (keyed by ``dst``) and the out-links (positions of the rows that ``col``'s
     block ``src`` sends to ``dst``)."""
     from pyspark.sql import functions as F
 
     def build(key: tuple, frame: Any) -> Any:
-        return _blocks.build_blocks(key, frame, num_blocks, n_rows)
+        return _blocks.build_blocks(key[1:], frame, num_blocks, n_rows)
 
+    blk = (F.col(row) % num_blocks).cast("int")
     frame = encoded.select(
         F.col(row).alias("row"),
         F.col(col).alias("col"),
         "r",
-        (F.col(row) % num_blocks).alias("blk"),
+        blk.alias("blk"),
+        F.element_at(F.array(*[F.lit(v) for v in keys]), blk + 1).alias("key"),
     )
-    # An explicit repartition: one task per block, never coalesced by adaptive execution
-    # into a single task that builds every block in turn.
+    # An explicit repartition on a key that hashes block b to partition b: one task per
+    # block, never two blocks in one task (as hashing the block number itself can do:
+    # at 2 blocks both landed in one task), nor coalesced by adaptive execution.
     return (
-        frame.repartition(num_blocks, "blk")
-        .groupBy("blk")
+        frame.repartition(num_blocks, "key")
+        .groupBy("key", "blk")
         .applyInPandas(build, _blocks.BUILD_SCHEMA)
         .persist()
     )
+
+
+def _partition_keys(spark: Any, num_blocks: int) -> list[int]:
+    """For each block b, an int whose hash partitioning (Spark's ``pmod(hash(x), n)``,
+    what ``repartition(n, col)`` uses) is b; b itself where none is found."""
+    from pyspark.sql import functions as F
+
+    found = (
+        spark.range(0, 64 * num_blocks + 64)
+        .select(F.col("id").cast("int").alias("x"))
+        .select("x", F.expr(f"pmod(hash(x), {num_blocks})").alias("p"))
+        .groupBy("p")
+        .agg(F.min("x").alias("x"))
+        .collect()
+    )
+    keys = {int(r["p"]): int(r["x"]) for r in found}
+    return [keys.get(b, b) for b in range(num_blocks)]
 
 
 def _static(sc: Any, own: Any, other: Any, num_blocks: int) -> Any:
@@ -317,8 +337,9 @@ def fit_als(
     )
     cached: list[Any] = [encoded]
     try:
-        built_users = _build(encoded, "uidx", "iidx", n_users, num_blocks)
-        built_items = _build(encoded, "iidx", "uidx", n_items, num_blocks)
+        keys = _partition_keys(spark, num_blocks)
+        built_users = _build(encoded, "uidx", "iidx", n_users, num_blocks, keys)
+        built_items = _build(encoded, "iidx", "uidx", n_items, num_blocks, keys)
         cached += [built_users, built_items]
         duplicates = built_users.agg(F.sum("duplicates")).first()[0] or 0
         if duplicates:
