@@ -101,7 +101,9 @@ def stage_metrics(spark) -> list[dict]:
 
 def predicted_message_bytes(user, item, blocks: int, rank: int, biased: bool = True) -> dict:
     """The cost model's shuffle per iteration: each factor row (rank floats, + 1 bias)
-    goes once to each block that rates it, in both half-steps (docs/scaling.md)."""
+    goes once to each block that rates it, in both half-steps, and each block's own
+    factors travel with the messages (to the other side's block of the same number and
+    back: 2 (users + items) rows per iteration; docs/scaling.md)."""
     width = 4 * (rank + (1 if biased else 0))
     u = np.asarray(user, dtype=np.int64)
     i = np.asarray(item, dtype=np.int64)
@@ -109,9 +111,11 @@ def predicted_message_bytes(user, item, blocks: int, rank: int, biased: bool = T
     _, i_idx = np.unique(i, return_inverse=True)
     item_to_user_blocks = len(np.unique(i_idx * blocks + u_idx % blocks))
     user_to_item_blocks = len(np.unique(u_idx * blocks + i_idx % blocks))
+    state_rows = 2 * (len(np.unique(u_idx)) + len(np.unique(i_idx)))
     return {
         "factor_rows_sent": item_to_user_blocks + user_to_item_blocks,
-        "payload_bytes": width * (item_to_user_blocks + user_to_item_blocks),
+        "state_rows": state_rows,
+        "payload_bytes": width * (item_to_user_blocks + user_to_item_blocks + state_rows),
     }
 
 
@@ -129,14 +133,15 @@ def cost_per_iteration(
 
     Shuffle: every factor row (4 bytes x m, m = rank + 1 with biases) goes once to each
     block that rates it; with B blocks and the rows' degrees large against B that is
-    B (users + items) rows, and never more than one per rating. FMAs: R m (m + 3) for
+    B (users + items) rows, and never more than one per rating; plus each block's own
+    factors, which travel with the messages: 2 (users + items) rows. FMAs: R m (m + 3) for
     the Gram matrices and right-hand sides of both sides plus (U + I)(m^3 / 6 + m^2) for
     the Cholesky solves. Memory per task: the cached block (int32 column + float32
     value, a float64 copy of the values while solving), the received factors, the new
     factors and one design matrix of the largest row.
     """
     m = rank + (1 if biased else 0)
-    rows_sent = min(ratings, blocks * users) + min(ratings, blocks * items)
+    rows_sent = min(ratings, blocks * users) + min(ratings, blocks * items) + 2 * (users + items)
     fma = ratings * m * (m + 3) + (users + items) * (m**3 / 6 + m**2)
     largest = largest_row if largest_row is not None else min(users, ratings / items * 50)
     per_task = (
@@ -383,13 +388,15 @@ def topn_mllib(spark, model, train_df, n, max_seen, remove_seen):
     return time.perf_counter() - started
 
 
-#: Spark stages per ALS iteration of mfrec.spark (two per half-step: messages, solve).
-STAGES_PER_ITER = 4
+#: Spark stages per ALS iteration of mfrec.spark: one per half-step (solve, then send
+#: the messages) and the JVM-only count that ends the epoch's job.
+STAGES_PER_ITER = 3
 
 
 def measured_messages(stages: list[dict], iters: int) -> float:
-    """Shuffle bytes per iteration of the factor messages: the stages named after the
-    message partitionBy in mfrec.spark.als._half_step (the last two per iteration)."""
+    """Shuffle bytes per iteration of the factor messages (and the blocks' own factors
+    that travel with them): the stages named after the half-step's partitionBy in
+    mfrec.spark.als._Engine._step (the last two per iteration)."""
     names = [st["name"] for st in stages if st["shuffle_write"] and "als.py" in st["name"]]
     message_site = names[-1] if names else ""
     per_stage = [st["shuffle_write"] for st in stages if st["name"] == message_site]

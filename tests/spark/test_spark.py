@@ -179,3 +179,21 @@ def test_clear_errors(spark, small):
     negative.loc[0, "rating"] = -1.0
     with pytest.raises(DataError, match=">= 0"):
         fit_als(spark.createDataFrame(negative), implicit=True, n_epochs=1)
+
+
+@pytest.mark.parametrize(("implicit", "blocks"), [(False, 1), (True, 3)])
+def test_callback_stop_keeps_the_last_epoch(spark, small, implicit, blocks):
+    # The factors travel with the messages between epochs: a fit stopped by its callback
+    # after the second epoch must hand back that epoch's factors, on one block as on many.
+    settings = {"n_factors": 4, "reg": 0.5, "random_state": 3}
+    model = ImplicitALS if implicit else ALS
+    local = model(n_epochs=2, **settings).fit(
+        mfrec.Ratings.from_frame(small, "user", "item", "rating")
+    )
+    remote = fit_als(
+        spark.createDataFrame(small), implicit=implicit, num_blocks=blocks, n_epochs=5,
+        callback=lambda record: record["epoch"] < 2, **settings,
+    )  # fmt: skip
+    assert len(remote.history_) == 2
+    np.testing.assert_allclose(remote.user_factors_, local.user_factors_, atol=1e-4)
+    np.testing.assert_allclose(remote.item_factors_, local.item_factors_, atol=1e-4)

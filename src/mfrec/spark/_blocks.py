@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 KIND_IN_BLOCK, KIND_OUT_LINK = 0, 1
-BUILD_SCHEMA = "kind int, dst int, src int, payload binary"
+BUILD_SCHEMA = "kind int, dst int, src int, payload binary, duplicates long"
 
 
 class InBlock(NamedTuple):
@@ -50,6 +50,17 @@ def loads(payload: Any) -> Any:
     return pickle.loads(bytes(payload))
 
 
+def _unique_inverse(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for keys in ``[0, bound)``: with a
+    presence table when ``bound`` is small against the keys (no sort), else np.unique."""
+    if bound > 4 * len(keys):
+        return np.unique(keys, return_inverse=True)
+    present = np.zeros(bound, dtype=bool)
+    present[keys] = True
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    return np.flatnonzero(present), rank[keys]
+
+
 def build_blocks(key: tuple, frame: pd.DataFrame, num_blocks: int, n_rows: int) -> pd.DataFrame:
     """applyInPandas over the ratings of one destination block (columns ``row``,
     ``col``, ``r``: indices and values): its in-block and its out-links."""
@@ -59,13 +70,14 @@ def build_blocks(key: tuple, frame: pd.DataFrame, num_blocks: int, n_rows: int) 
     values = frame["r"].to_numpy(np.float32)
     local = rows // num_blocks
     n_local = rows_in_block(n_rows, block, num_blocks)
-    # A fixed order within each row (by column), whatever order Spark delivered.
-    order = np.lexsort((cols, local))
+    # A fixed order within each row (by column), whatever order Spark delivered: one
+    # argsort of a combined key (np.lexsort on two keys is several times slower).
+    order = np.argsort(local * (int(cols.max()) + 1) + cols)
     local, cols, values = local[order], cols[order], values[order]
     same = (local[1:] == local[:-1]) & (cols[1:] == cols[:-1])
     source, position = cols % num_blocks, cols // num_blocks
     stride = int(cols.max()) // num_blocks + 1
-    received, inverse = np.unique(source * stride + position, return_inverse=True)
+    received, inverse = _unique_inverse(source * stride + position, stride * num_blocks)
     received_source = received // stride
     received_position = received % stride
     indptr = np.zeros(n_local + 1, dtype=np.int64)
@@ -81,13 +93,13 @@ def build_blocks(key: tuple, frame: pd.DataFrame, num_blocks: int, n_rows: int) 
         int((~finite).sum()),
         float(values[finite].min()) if finite.any() else 0.0,
     )
-    out = [(KIND_IN_BLOCK, block, -1, dumps(in_block))]
+    out = [(KIND_IN_BLOCK, block, -1, dumps(in_block), in_block.n_duplicates)]
     bounds = np.searchsorted(received_source, sources, side="left")
     ends = np.searchsorted(received_source, sources, side="right")
     for j, start, stop in zip(sources, bounds, ends, strict=True):
         positions = received_position[start:stop].astype(np.int64)
-        out.append((KIND_OUT_LINK, block, int(j), dumps(positions)))
-    return pd.DataFrame(out, columns=["kind", "dst", "src", "payload"])
+        out.append((KIND_OUT_LINK, block, int(j), dumps(positions), 0))
+    return pd.DataFrame(out, columns=["kind", "dst", "src", "payload", "duplicates"])
 
 
 def _threads() -> int:
@@ -99,23 +111,6 @@ def _threads() -> int:
         return max(1, int(context.cpus())) if context is not None else 1
     except Exception:  # an older pyspark without TaskContext.cpus
         return 1
-
-
-def send_factors(element: tuple, with_bias: bool) -> list:
-    """From one source block ``((j, (factors, bias, stats)), (j, links))``: the
-    factors each destination needs, as ``(b, (j, factors[pos], bias[pos]))``."""
-    (j, (factors, bias, _)), (_, links) = element
-    out = []
-    for b, positions in links:
-        sub_bias = bias[positions] if with_bias else None
-        out.append((b, (j, np.ascontiguousarray(factors[positions]), sub_bias)))
-    return out
-
-
-def gather(index: int, messages: Any) -> list:
-    """All messages of one destination partition, in source-block order."""
-    received = sorted((m[1] for m in messages), key=lambda m: m[0])
-    return [(index, received)]
 
 
 def _received(in_block: InBlock, messages: list, k: int, with_bias: bool):
@@ -141,11 +136,91 @@ class StatsParam:
         return value1
 
 
-def solve_and_report(element: tuple, solve: Any, settings: dict, report: Any) -> tuple:
-    """``solve`` one block and add its ``(block, stats)`` to the ``report`` accumulator."""
-    block, (factors, bias, stats) = solve(element, settings)
-    report.add([(block, stats)])
-    return block, (factors, bias, stats)
+def half_step(
+    index: int,
+    records: Any,
+    solve: Any,
+    settings: dict,
+    report: Any,
+    num_blocks: int,
+    send_only: bool = False,
+) -> list:
+    """One block's half-step, fused with sending its result (mapPartitionsWithIndex over
+    the union of the side's cached static records and the shuffled messages).
+
+    Records in, keyed by this block ``index``: ``("in", in-block)`` and ``("link", c,
+    positions)`` (static: the block's ratings and which of its rows block ``c`` of the
+    other side needs); ``("msg", j, factors, bias)`` (the other side's block ``j``'s
+    rows this block rates); ``("own", factors, bias)`` (this block's current factors,
+    present when the solver needs them or when they travel back for collection);
+    ``("transit", factors, bias)`` (the other side's block ``index``'s new factors,
+    handed back as its ``own``) and ``("gram", j, G)`` (implicit ALS: X^T X of the
+    other side's block ``j``). Out, keyed by destination block of the other side: the
+    messages its blocks need, this block's new factors as ``transit``, the other side's
+    ``own``, and (implicit) this block's Gram matrix for every block. With
+    ``send_only`` the ``own`` factors are sent as they are (the initial factors).
+    The block's stats go to the ``report`` accumulator as ``(index, stats)``."""
+    in_block, links, messages, grams = None, [], [], []
+    own = transit = None
+    for _, value in records:
+        tag = value[0]
+        if tag == "msg":
+            messages.append(value[1:])
+        elif tag == "in":
+            in_block = loads(value[1])
+        elif tag == "link":
+            links.append((value[1], value[2]))
+        elif tag == "own":
+            own = value[1:]
+        elif tag == "transit":
+            transit = value[1:]
+        elif tag == "gram":
+            grams.append(value[1:])
+    implicit = "cg_steps" in settings
+    if send_only:
+        if own is None:
+            raise RuntimeError(f"block {index} has no initial factors")
+        factors, bias = own
+        stats = {"gram": gram_of(factors)} if implicit else {}
+    else:
+        if in_block is None:
+            raise RuntimeError(f"block {index} has no ratings: the blocks are out of step")
+        messages.sort(key=lambda m: m[0])
+        step = settings
+        if implicit:
+            grams.sort(key=lambda g: g[0])
+            if len(grams) != num_blocks:
+                raise RuntimeError(f"block {index} received {len(grams)} Gram matrices")
+            total = np.sum([g[1] for g in grams], axis=0)
+            ridge = settings["reg"] * np.eye(settings["k"])
+            step = {**settings, "G": (total + ridge).astype(np.float32)}
+            if own is None:
+                raise RuntimeError(f"block {index} has no current factors")
+            element = (((index, in_block), (index, messages)), (index, (*own, None)))
+        else:
+            element = ((index, in_block), (index, messages))
+        _, (factors, bias, stats) = solve(element, step)
+    with_bias = bias is not None
+    out = []
+    for c, positions in sorted(links, key=lambda link: link[0]):
+        sub_bias = bias[positions] if with_bias else None
+        out.append((c, ("msg", index, np.ascontiguousarray(factors[positions]), sub_bias)))
+    out.append((index, ("transit", factors, bias)))
+    if transit is not None:
+        out.append((index, ("own", *transit)))
+    if implicit:
+        block_gram = stats["gram"]
+        out.extend((c, ("gram", index, block_gram)) for c in range(num_blocks))
+    if not send_only:
+        report.add([(index, stats)])
+    return out
+
+
+def gram_of(factors: np.ndarray) -> np.ndarray:
+    """X^T X of one factor block (float64)."""
+    from mfrec.kernels.implicit_als import gram
+
+    return gram(factors)
 
 
 def solve_explicit(element: tuple, settings: dict) -> tuple:
@@ -222,10 +297,3 @@ def solve_implicit(element: tuple, settings: dict) -> tuple:
             observed = float(partials.sum())
         block_gram = gram(factors)
     return block, (factors, None, {"failed": 0, "gram": block_gram, "observed": observed})
-
-
-def block_gram(element: tuple) -> np.ndarray:
-    """X^T X of one factor block (float64)."""
-    from mfrec.kernels.implicit_als import gram
-
-    return gram(element[1][0])

@@ -27,150 +27,173 @@ def _identity(key: int) -> int:
     return key
 
 
-def _only(index: int, elements: Any) -> list:
-    items = list(elements)
-    if len(items) != 1:
-        raise RuntimeError(f"partition {index} holds {len(items)} blocks, expected 1")
-    return items
+def _static_in(row: Any) -> tuple:
+    return row[1], ("in", bytes(row[3]))
 
 
-def _links(index: int, elements: Any) -> list:
-    return [(index, sorted((value for _, value in elements), key=lambda link: link[0]))]
+def _static_link(row: Any) -> tuple:
+    return row[2], ("link", row[1], _blocks.loads(row[3]))
 
 
-class _Side:
-    """One side's cached in-blocks and the out-links from its *source* side."""
-
-    def __init__(self, in_blocks: Any, links_in: Any) -> None:
-        self.in_blocks = in_blocks  # (b, InBlock), one per partition
-        self.links_in = links_in  # keyed by the OTHER side's block j: [(b, positions)]
-
-
-def _build_side(encoded: Any, row: str, col: str, n_rows: int, num_blocks: int) -> tuple:
-    """(in-blocks of ``row``'s side, out-links from ``col``'s blocks to them)."""
+def _build(encoded: Any, row: str, col: str, n_rows: int, num_blocks: int, keys: list) -> Any:
+    """The cached rows ``(kind, dst, src, payload, duplicates)`` of ``row``'s side: its
+    in-blocks (keyed by ``dst``) and the out-links (positions of the rows that ``col``'s
+    block ``src`` sends to ``dst``)."""
     from pyspark.sql import functions as F
 
     def build(key: tuple, frame: Any) -> Any:
-        return _blocks.build_blocks(key, frame, num_blocks, n_rows)
+        return _blocks.build_blocks(key[1:], frame, num_blocks, n_rows)
 
+    blk = (F.col(row) % num_blocks).cast("int")
     frame = encoded.select(
         F.col(row).alias("row"),
         F.col(col).alias("col"),
         "r",
-        (F.col(row) % num_blocks).alias("blk"),
+        blk.alias("blk"),
+        F.element_at(F.array(*[F.lit(v) for v in keys]), blk + 1).alias("key"),
     )
-    # An explicit repartition: one task per block, never coalesced by adaptive execution
-    # into a single task that builds every block in turn.
-    built = (
-        frame.repartition(num_blocks, "blk")
-        .groupBy("blk")
+    # An explicit repartition on a key that hashes block b to partition b: one task per
+    # block, never two blocks in one task (as hashing the block number itself can do:
+    # at 2 blocks both landed in one task), nor coalesced by adaptive execution.
+    return (
+        frame.repartition(num_blocks, "key")
+        .groupBy("key", "blk")
         .applyInPandas(build, _blocks.BUILD_SCHEMA)
-        .rdd.map(lambda r: (r[0], r[1], r[2], bytes(r[3])))
-    )
-    built = built.persist()
-    in_blocks = (
-        built.filter(lambda t: t[0] == _blocks.KIND_IN_BLOCK)
-        .map(lambda t: (t[1], _blocks.loads(t[3])))
-        .partitionBy(num_blocks, _identity)
-        .mapPartitionsWithIndex(_only, preservesPartitioning=True)
         .persist()
     )
-    links = (
-        built.filter(lambda t: t[0] == _blocks.KIND_OUT_LINK)
-        .map(lambda t: (t[2], (t[1], _blocks.loads(t[3]))))
-        .partitionBy(num_blocks, _identity)
-        .mapPartitionsWithIndex(_links, preservesPartitioning=True)
-        .persist()
+
+
+def _partition_keys(spark: Any, num_blocks: int) -> list[int]:
+    """For each block b, an int whose hash partitioning (Spark's ``pmod(hash(x), n)``,
+    what ``repartition(n, col)`` uses) is b; b itself where none is found."""
+    from pyspark.sql import functions as F
+
+    found = (
+        spark.range(0, 64 * num_blocks + 64)
+        .select(F.col("id").cast("int").alias("x"))
+        .select("x", F.expr(f"pmod(hash(x), {num_blocks})").alias("p"))
+        .groupBy("p")
+        .agg(F.min("x").alias("x"))
+        .collect()
     )
-    stats = in_blocks.map(lambda kv: (kv[1].n_duplicates, kv[1].n_nonfinite)).collect()
-    links.count()
-    built.unpersist()
-    return _Side(in_blocks, links), stats
+    keys = {int(r["p"]): int(r["x"]) for r in found}
+    return [keys.get(b, b) for b in range(num_blocks)]
 
 
-def _distribute(sc: Any, factors: np.ndarray, bias: np.ndarray | None, num_blocks: int) -> Any:
-    blocks = [
+def _static(sc: Any, own: Any, other: Any, num_blocks: int) -> Any:
+    """One side's static records, one partition per block, cached: its in-blocks and
+    the links from its blocks to the other side's (built with the other side's blocks).
+    """
+    records = sc.union(
+        [
+            own.where(f"kind = {_blocks.KIND_IN_BLOCK}").rdd.map(_static_in),
+            other.where(f"kind = {_blocks.KIND_OUT_LINK}").rdd.map(_static_link),
+        ]
+    )
+    return records.partitionBy(num_blocks, _identity).persist()
+
+
+def _keyed(sc: Any, records: list, num_blocks: int) -> Any:
+    return sc.parallelize(records, num_blocks).partitionBy(num_blocks, _identity)
+
+
+class _Engine:
+    """The iterations: each half-step is one Spark stage per side (solve, then send the
+    new factors to the other side's blocks that need them, through one shuffle), and an
+    epoch is one job; its output is cached and locally checkpointed, so the lineage
+    stays one epoch long."""
+
+    def __init__(self, sc: Any, static: dict, num_blocks: int, cached: list) -> None:
+        self.sc = sc
+        self.static = static  # {"users": rdd, "items": rdd}
+        self.num_blocks = num_blocks
+        self.cached = cached
+        self.state = None  # the messages to the user blocks, cached
+
+    def _step(self, side: str, incoming: Any, solve: Any, settings: dict, report: Any,
+              send_only: bool = False) -> Any:  # fmt: skip
+        from functools import partial
+
+        joined = self.sc.union([self.static[side], incoming])
+        if joined.getNumPartitions() != self.num_blocks:  # not a partitioner-aware union
+            raise RuntimeError(
+                f"{joined.getNumPartitions()} partitions, expected {self.num_blocks}"
+            )
+        step = partial(
+            _blocks.half_step, solve=solve, settings=settings, report=report,
+            num_blocks=self.num_blocks, send_only=send_only,
+        )  # fmt: skip
+        return joined.mapPartitionsWithIndex(step).partitionBy(self.num_blocks, _identity)
+
+    def _settle(self, messages: Any) -> None:
+        messages.persist()
+        messages.localCheckpoint()
+        messages._jrdd.count()  # counted by the JVM: no Python worker reads it back
+        if self.state is not None:
+            self.state.unpersist()
+        self.state = messages
+        self.cached.append(messages)
+
+    def start(self, items: Any, users: Any, settings: dict) -> None:
+        """The initial item factors (and user factors, if given) sent to the user blocks."""
+        incoming = items if users is None else self.sc.union([items, users])
+        report = self.sc.accumulator([], _blocks.StatsParam())
+        self._settle(self._step("items", incoming, None, settings, report, send_only=True))
+
+    def epoch(self, solve: Any, user_settings: dict, item_settings: dict) -> tuple:
+        """Users from items, then items from users: (user stats, item stats) per block."""
+        users_report = self.sc.accumulator([], _blocks.StatsParam())
+        items_report = self.sc.accumulator([], _blocks.StatsParam())
+        to_items = self._step("users", self.state, solve, user_settings, users_report)
+        self._settle(self._step("items", to_items, solve, item_settings, items_report))
+        out = []
+        for report in (users_report, items_report):
+            stats = dict(report.value)  # a retried task reports its block again
+            if len(stats) != self.num_blocks:
+                raise RuntimeError(f"{len(stats)} block(s) reported, expected {self.num_blocks}")
+            out.append([stats[b] for b in range(self.num_blocks)])
+        failed = sum(s.get("failed", 0) for side in out for s in side)
+        if failed:
+            raise DivergenceError(
+                f"ALS on Spark: {failed} row system(s) became singular or non-finite. "
+                "Try stronger regularisation."
+            )
+        return out[0], out[1]
+
+    def collect(self, n_users: int, n_items: int, k: int, dtype: Any, with_bias: bool):
+        """The current factors of both sides (users', items' factors and biases)."""
+        nb = self.num_blocks
+        carried = self.state.filter(lambda kv: kv[1][0] in ("own", "transit")).collect()
+        sides = {"own": (n_users, {}), "transit": (n_items, {})}
+        for block, (tag, f, b) in carried:
+            sides[tag][1][block] = (f, b)
+        out = []
+        for tag in ("own", "transit"):
+            n, blocks = sides[tag]
+            if len(blocks) != nb:
+                raise RuntimeError(f"collected {len(blocks)} block(s) of a side, expected {nb}")
+            factors = np.zeros((n, k), dtype=dtype)
+            bias = np.zeros(n, dtype=dtype) if with_bias else None
+            for block, (f, b) in blocks.items():
+                factors[block::nb] = f
+                if with_bias:
+                    bias[block::nb] = b
+            out.append((factors, bias))
+        return out
+
+
+def _blocks_of(factors: np.ndarray, bias: np.ndarray | None, num_blocks: int) -> list:
+    return [
         (
             j,
             (
+                "own",
                 np.ascontiguousarray(factors[j::num_blocks]),
                 None if bias is None else np.ascontiguousarray(bias[j::num_blocks]),
-                {},
             ),
         )
         for j in range(num_blocks)
     ]
-    rdd = sc.parallelize(blocks, num_blocks).partitionBy(num_blocks, _identity).persist()
-    rdd.localCheckpoint()
-    rdd.count()
-    return rdd
-
-
-def _half_step(dst: _Side, sources: Any, solve: Any, settings: dict, previous: Any = None):
-    """New factors of ``dst``'s side from the current factors of the other side."""
-    from functools import partial
-
-    num_blocks = sources.getNumPartitions()
-    with_bias = bool(settings.get("use_bias", False))
-    messages = (
-        sources.zip(dst.links_in)
-        .flatMap(partial(_blocks.send_factors, with_bias=with_bias))
-        .partitionBy(num_blocks, _identity)
-        .mapPartitionsWithIndex(_blocks.gather)
-    )
-    joined = dst.in_blocks.zip(messages)
-    if previous is not None:
-        joined = joined.zip(previous)
-    # The per-block stats come back through an accumulator and the blocks are counted
-    # by the JVM (``_jrdd``): no second Python worker reads the new blocks back.
-    collected = sources.context.accumulator([], _blocks.StatsParam())
-    result = joined.map(
-        partial(_blocks.solve_and_report, solve=solve, settings=settings, report=collected)
-    ).persist()
-    result.localCheckpoint()  # the next half-step starts here: a lineage of fixed length
-    result._jrdd.count()
-    stats = [s for _, s in sorted(collected.value, key=lambda pair: pair[0])]
-    if len(stats) != num_blocks:
-        raise RuntimeError(f"{len(stats)} block(s) reported stats, expected {num_blocks}")
-    failed = sum(s["failed"] for s in stats)
-    if failed:
-        raise DivergenceError(
-            f"ALS on Spark: {failed} row system(s) became singular or non-finite. "
-            "Try stronger regularisation."
-        )
-    return result, stats
-
-
-def _advance(
-    state: dict,
-    side: str,
-    dst: _Side,
-    other: str,
-    solve: Any,
-    settings: dict,
-    cached: list,
-    warm: bool = False,
-) -> list[dict]:
-    """One half-step: new factors of ``state[side]`` from ``state[other]`` (warm: the
-    solver also reads the side's current factors, as the implicit CG does); the new
-    blocks replace the old ones, which are released. Returns the per-block stats."""
-    previous = state[side]
-    new, stats = _half_step(dst, state[other], solve, settings, previous if warm else None)
-    cached.append(new)
-    if previous is not None:
-        previous.unpersist()
-    state[side] = new
-    return stats
-
-
-def _collect(blocks: Any, n: int, k: int, num_blocks: int, dtype: Any, with_bias: bool):
-    factors = np.zeros((n, k), dtype=dtype)
-    bias = np.zeros(n, dtype=dtype) if with_bias else None
-    for block, (f, b, _) in blocks.collect():
-        factors[block::num_blocks] = f
-        if with_bias:
-            bias[block::num_blocks] = b
-    return factors, bias
 
 
 def fit_als(
@@ -314,15 +337,26 @@ def fit_als(
     )
     cached: list[Any] = [encoded]
     try:
-        by_user, user_stats = _build_side(encoded, "uidx", "iidx", n_users, num_blocks)
-        by_item, _ = _build_side(encoded, "iidx", "uidx", n_items, num_blocks)
-        cached += [by_user.in_blocks, by_user.links_in, by_item.in_blocks, by_item.links_in]
-        duplicates = sum(s[0] for s in user_stats)
+        keys = _partition_keys(spark, num_blocks)
+        built_users = _build(encoded, "uidx", "iidx", n_users, num_blocks, keys)
+        built_items = _build(encoded, "iidx", "uidx", n_items, num_blocks, keys)
+        cached += [built_users, built_items]
+        duplicates = built_users.agg(F.sum("duplicates")).first()[0] or 0
         if duplicates:
             raise DataError(
                 f"{duplicates} (user, item) pair(s) occur more than once; keep one rating "
                 f"per pair first, e.g. df.groupBy({user!r}, {item!r}).agg(F.avg({rating!r}))"
             )
+        static = {
+            "users": _static(sc, built_users, built_items, num_blocks),
+            "items": _static(sc, built_items, built_users, num_blocks),
+        }
+        cached += list(static.values())
+        for rdd in static.values():
+            rdd._jrdd.count()
+        built_users.unpersist()
+        built_items.unpersist()
+        engine = _Engine(sc, static, num_blocks, cached)
         seen = None
         if keep_seen:
             pairs = encoded.toPandas()
@@ -350,8 +384,7 @@ def fit_als(
         run(
             model,
             sc,
-            by_user,
-            by_item,
+            engine,
             n,
             n_users,
             n_items,
@@ -360,7 +393,6 @@ def fit_als(
             init_factors,
             callback,
             summary,
-            cached,
         )
     finally:
         for rdd in cached:
@@ -372,19 +404,7 @@ def fit_als(
 
 
 def _run_explicit(
-    model,
-    sc,
-    by_user,
-    by_item,
-    n,
-    n_users,
-    n_items,
-    num_blocks,
-    rng,
-    init_factors,
-    callback,
-    summary,
-    cached,
+    model, sc, engine, n, n_users, n_items, num_blocks, rng, init_factors, callback, summary
 ):
     k = model.n_factors
     dtype = np.dtype(model.dtype)
@@ -392,8 +412,7 @@ def _run_explicit(
     init_std = 1.0 / np.sqrt(k) if model.init_std is None else model.init_std
     item_factors = init_factors(rng, (n_items, k), init_std, dtype)
     item_bias = np.zeros(n_items, dtype=dtype) if use_bias else None
-    state = {"items": _distribute(sc, item_factors, item_bias, num_blocks), "users": None}
-    cached.append(state["items"])
+    items = _keyed(sc, _blocks_of(item_factors, item_bias, num_blocks), num_blocks)
     del item_factors
     settings = {
         "k": k,
@@ -404,85 +423,45 @@ def _run_explicit(
         "reg_bias": float(model.reg if model.reg_bias is None else model.reg_bias),
         **dict(zip(("reg_row", "reg_bias_row"), model._fixed_row_penalty(), strict=True)),
     }
+    engine.start(items, None, settings)
 
     def epoch(_: int) -> dict[str, float]:
-        user_stats = _advance(
-            state,
-            "users",
-            by_user,
-            "items",
-            _blocks.solve_explicit,
-            {**settings, "sse": False},
-            cached,
-        )
-        item_stats = _advance(
-            state,
-            "items",
-            by_item,
-            "users",
-            _blocks.solve_explicit,
-            {**settings, "sse": True},
-            cached,
+        user_stats, item_stats = engine.epoch(
+            _blocks.solve_explicit, {**settings, "sse": False}, {**settings, "sse": True}
         )
         sse = sum(s["sse"] for s in item_stats)
         penalty = sum(s["penalty"] for s in user_stats) + sum(s["penalty"] for s in item_stats)
         return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
 
     model._run_epochs(model.n_epochs, epoch, None, callback, None)
-    model.user_factors_, model.user_bias_ = _collect(
-        state["users"], n_users, k, num_blocks, dtype, use_bias
-    )
-    model.item_factors_, model.item_bias_ = _collect(
-        state["items"], n_items, k, num_blocks, dtype, use_bias
+    (model.user_factors_, model.user_bias_), (model.item_factors_, model.item_bias_) = (
+        engine.collect(n_users, n_items, k, dtype, use_bias)
     )
 
 
 def _run_implicit(
-    model,
-    sc,
-    by_user,
-    by_item,
-    n,
-    n_users,
-    n_items,
-    num_blocks,
-    rng,
-    init_factors,
-    callback,
-    summary,
-    cached,
+    model, sc, engine, n, n_users, n_items, num_blocks, rng, init_factors, callback, summary
 ):
     from mfrec.models.implicit import _init
 
     k = model.n_factors
     users0 = _init(rng, (n_users, k), model.init_std)
     items0 = _init(rng, (n_items, k), model.init_std)
-    state = {
-        "users": _distribute(sc, users0, None, num_blocks),
-        "items": _distribute(sc, items0, None, num_blocks),
-    }
-    cached += [state["users"], state["items"]]
+    items = _keyed(sc, _blocks_of(items0, None, num_blocks), num_blocks)
+    users = [(j, ("transit", f, b)) for j, (_, f, b) in _blocks_of(users0, None, num_blocks)]
+    users = _keyed(sc, users, num_blocks)
     del users0, items0
     reg = float(model.reg)
-    ridge = reg * np.eye(k)
     total_confidence = n_users * n_items + float(model.alpha) * float(summary["total"])
-    settings = {"k": k, "alpha": float(model.alpha), "cg_steps": int(model.cg_steps)}
-    grams = {"items": state["items"].map(_blocks.block_gram).reduce(np.add)}
+    settings = {"k": k, "alpha": float(model.alpha), "cg_steps": int(model.cg_steps), "reg": reg}
+    engine.start(items, users, settings)
 
     def epoch(_: int) -> dict[str, float]:
-        G = (grams["items"] + ridge).astype(np.float32)
-        step = {**settings, "G": G, "loss": False}
-        user_stats = _advance(
-            state, "users", by_user, "items", _blocks.solve_implicit, step, cached, warm=True
+        user_stats, item_stats = engine.epoch(
+            _blocks.solve_implicit, {**settings, "loss": False}, {**settings, "loss": True}
         )
         gram_x = np.sum([s["gram"] for s in user_stats], axis=0)
-        G = (gram_x + ridge).astype(np.float32)
-        step = {**settings, "G": G, "loss": True}
-        item_stats = _advance(
-            state, "items", by_item, "users", _blocks.solve_implicit, step, cached, warm=True
-        )
         gram_y = np.sum([s["gram"] for s in item_stats], axis=0)
-        grams["items"] = gram_y
         observed = sum(s["observed"] for s in item_stats)
         objective = float(
             np.sum(gram_x * gram_y) + observed + reg * (np.trace(gram_x) + np.trace(gram_y))
@@ -490,7 +469,8 @@ def _run_implicit(
         return {"train_loss": objective / total_confidence}
 
     model._run_epochs(model.n_epochs, epoch, None, callback)
-    model.user_factors_, _ = _collect(state["users"], n_users, k, num_blocks, np.float32, False)
-    model.item_factors_, _ = _collect(state["items"], n_items, k, num_blocks, np.float32, False)
+    (model.user_factors_, _), (model.item_factors_, _) = engine.collect(
+        n_users, n_items, k, np.float32, False
+    )
     model.user_bias_ = None
     model.item_bias_ = None

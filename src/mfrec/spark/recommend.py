@@ -119,8 +119,11 @@ def recommend_all(
     )
     sc = spark.sparkContext
     if block_users is None:
+        # Equal blocks, a multiple of the cores in number, so that every task gets the
+        # same work (createDataFrame deals the blocks out evenly).
         cores = max(1, sc.defaultParallelism)
-        block_users = max(1, min(DEFAULT_BLOCK_USERS, -(-len(index) // cores)))
+        rounds = max(1, -(-len(index) // (cores * DEFAULT_BLOCK_USERS)))
+        block_users = max(1, -(-len(index) // (cores * rounds)))
     seen = model._seen
     user_kind = _spark_type(model.users_.kind)
     blocks = []
@@ -146,9 +149,14 @@ def recommend_all(
     def score(frames: Any) -> Any:
         import warnings
 
+        from mfrec._threads import numba_threads
+        from mfrec.spark._blocks import _threads
+
+        # The task's own cores only (spark.task.cpus): numba's default, every core of the
+        # machine, would oversubscribe an executor that runs a task per core.
         for frame in frames:
             for payload in frame["payload"]:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), numba_threads(_threads()):
                     warnings.simplefilter("ignore")
                     user_ids, ranks, items, scores = top_n_block(
                         lite.value, payload, count, exclude_seen
