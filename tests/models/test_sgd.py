@@ -55,14 +55,22 @@ class TestBiasedMFConformance(ModelConformance):
         "n_strata": 1,
         "optimizer": "sgd",
         "rating_unit": 2.0,
+        "init_biases": "baseline",
     }
     exempt = {
+        "baseline_fallback": "acts with early stopping only; covered by test_init_biases.py",
         "patience": "stops early; covered by test_early_stopping*",
         "validation_fraction": "acts with patience only; covered by "
         "test_early_stopping_on_a_held_out_slice_then_refit",
         "n_threads": "must not change the result; covered by test_thread_invariance.py",
     }
-    bad_values = {**SGD_BAD, "lr_bias": 2.0, "reg_bias": -1.0}
+    bad_values = {
+        **SGD_BAD,
+        "lr_bias": 2.0,
+        "reg_bias": -1.0,
+        "init_biases": "mean",
+        "baseline_fallback": 1,
+    }
 
 
 class TestFunkSVDConformance(ModelConformance):

@@ -46,8 +46,10 @@ class TestSVDppConformance(ModelConformance):
         "dtype": "float64",
         "optimizer": "sgd",
         "rating_unit": 2.0,
+        "init_biases": "baseline",
     }
     exempt = {
+        "baseline_fallback": "acts with early stopping only; covered by test_init_biases.py",
         "patience": "stops early; covered by test_early_stopping_restores_all",
         "validation_fraction": "acts with patience only; covered by "
         "test_early_stopping_on_a_held_out_slice",
@@ -67,6 +69,8 @@ class TestSVDppConformance(ModelConformance):
         "patience": 0,
         "optimizer": "newton",
         "validation_fraction": -0.1,
+        "init_biases": "ones",
+        "baseline_fallback": "yes",
     }
 
 

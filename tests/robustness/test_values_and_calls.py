@@ -114,7 +114,8 @@ PARAMS = [
     ("lr-two", {"lr": 2}, "lr"),
     ("lr-nan", {"lr": float("nan")}, "lr"),
     ("reg-negative", {"reg": -1}, "reg"),
-    ("epochs-zero", {"n_epochs": 0}, "n_epochs"),
+    # n_epochs=0 is valid (the model at its start: epoch 0 of early stopping).
+    ("epochs-negative", {"n_epochs": -1}, "n_epochs"),
     ("dtype-float16", {"dtype": "float16"}, "dtype"),
     ("seed-negative", {"random_state": -1}, "random_state"),
     ("seed-text", {"random_state": "abc"}, "random_state"),

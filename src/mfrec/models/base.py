@@ -264,6 +264,8 @@ class Recommender:
             record["val_rmse"] = held_out[record["epoch"]]
         self.validation_history_ = selector.history_
         self.best_epoch_ = best
+        if hasattr(selector, "start_val_rmse_"):
+            self.start_val_rmse_ = selector.start_val_rmse_
         # Both passes' one-off kernel compiles are not training time.
         self.compile_seconds_ = selector.compile_seconds_ + self.compile_seconds_
         self.fit_seconds_ = max(0.0, time.perf_counter() - started - self.compile_seconds_)
@@ -278,6 +280,7 @@ class Recommender:
         self._seen_source: Ratings | None = train
         self._seen_csr: sp.csr_matrix | None = None
         self.history_: list[dict[str, Any]] = []
+        self.__dict__.pop("start_val_rmse_", None)
 
     def _fit(self, train: Ratings, validation: ValidationData | None, callback) -> None:
         raise NotImplementedError
@@ -298,6 +301,8 @@ class Recommender:
         callback: EpochCallback | None,
         patience: int | None = None,
         epoch_work: float | None = None,
+        score_start: bool = False,
+        start_arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Run ``epoch(e)`` for e = 1..n_epochs, recording one history dict per epoch:
         ``epoch``, the model's own training figures (``train_loss``, ``train_rmse``, ...),
@@ -308,6 +313,16 @@ class Recommender:
         better validation RMSE and restores the best epoch's parameters. ``epoch_work``,
         the work of an epoch's parallel region, lets an automatic thread count run small
         epochs on one thread while the machine is busy (:class:`mfrec._threads.EpochThreads`).
+
+        ``score_start``: with ``patience`` and validation data, "epoch 0" is a candidate
+        too: the starting state, with ``start_arrays`` (if given) in place of some of its
+        arrays -- what a fit of ``n_epochs=0`` gives. Its validation RMSE is kept as
+        ``start_val_rmse_``; if no epoch beats it, it is restored and ``best_epoch_`` is
+        0. When epoch 0 is the run's own start (no ``start_arrays``), no run stops before
+        some epoch beats it (or ``n_epochs`` runs out): the factors need a few epochs to
+        leave their tiny initial scale, and a held-out RMSE flat or slightly rising
+        meanwhile would otherwise stop runs on data with structure at epoch 0
+        (docs/defaults.md, r13). Otherwise patience counts from epoch 1 as without it.
         """
         if patience is not None and validation is None and self._has_held_out_slice():
             # Too few ratings for a held-out slice (fit() checked): run every epoch.
@@ -332,6 +347,27 @@ class Recommender:
         )
         outer_threads = numba.get_num_threads()
         best_rmse, best_state, best_epoch = np.inf, None, 0
+
+        def snapshot() -> dict[str, Any]:
+            return {
+                k: None if getattr(self, k, None) is None else getattr(self, k).copy()
+                for k in self._fitted_arrays
+            }
+
+        start_rmse, start_state = np.inf, None
+        # Epoch 0 as the start of the run: no stop before some epoch beats it.
+        wait = start_arrays is None
+        if score_start and patience is not None and validation is not None:
+            current = {k: getattr(self, k, None) for k in self._fitted_arrays}
+            for key, value in (start_arrays or {}).items():
+                setattr(self, key, value)
+            start_rmse = self.start_val_rmse_ = _rmse(
+                validation.rating,
+                self._predict_indices(validation.user_index, validation.item_index),
+            )
+            start_state = snapshot()
+            for key, value in current.items():
+                setattr(self, key, value)
         try:
             for e in range(1, n_epochs + 1):
                 n_threads = threads.next()
@@ -354,15 +390,14 @@ class Recommender:
                 if patience is not None:
                     if record["val_rmse"] < best_rmse:
                         best_rmse, best_epoch = record["val_rmse"], e
-                        best_state = {
-                            k: None if getattr(self, k, None) is None else getattr(self, k).copy()
-                            for k in self._fitted_arrays
-                        }
-                    elif e - best_epoch >= patience:
+                        best_state = snapshot()
+                    elif e - best_epoch >= patience and (best_rmse < start_rmse or not wait):
                         logger.info("early stop after epoch %d (best epoch %d)", e, best_epoch)
                         break
         finally:
             numba.set_num_threads(outer_threads)
+        if start_state is not None and start_rmse <= best_rmse:
+            best_state, best_epoch = start_state, 0
         if best_state is not None and best_epoch != len(self.history_):
             for key, value in best_state.items():
                 setattr(self, key, value)
