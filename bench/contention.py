@@ -64,7 +64,7 @@ MODELS: dict[str, dict[str, dict[str, Any]]] = {
         "biased-mf": {"n_epochs": 3, "n_factors": 64},
     },
 }
-REPEATS = {"ml-100k": 2, "1M": 1, "10M": 1}
+REPEATS = {"ml-100k": 2, "1M": 2, "10M": 2}  # >= 2: the arms alternate which runs first
 
 
 def load(size: str):
