@@ -22,6 +22,7 @@ for name in "$@"; do
     surprise_svdpp) run surprise_svdpp surprise_svdpp.py --repeats 2 ;;
     reliability) run reliability reliability.py --repeats 3 ;;
     spark_engine) run spark_engine spark_engine.py --sizes 1m,10m --iters 5,5 ;;
+    funk_start) run funk_start funk_start.py --seeds 3 ;;
     *)
       if [ -f "$name.py" ]; then run "$name" "$name.py"; else echo "no bench/$name.py" >&2; fi ;;
   esac
