@@ -21,7 +21,7 @@ for name in "$@"; do
     frontier) run frontier frontier.py --repeats 1 ;;
     surprise_svdpp) run surprise_svdpp surprise_svdpp.py --repeats 2 ;;
     reliability) run reliability reliability.py --repeats 3 ;;
-    spark_engine) run spark_engine spark_engine.py --sizes 1m,10m --iters 5,5 ;;
+    spark_engine) run spark_engine spark_engine.py --sizes 1m,10m,50m --iters 5,5,3 ;;
     funk_start) run funk_start funk_start.py --seeds 3 ;;
     *)
       if [ -f "$name.py" ]; then run "$name" "$name.py"; else echo "no bench/$name.py" >&2; fi ;;
