@@ -178,3 +178,32 @@ def test_same_seed_same_model(cls):
     assert c.best_epoch_ == d.best_epoch_ == 0
     np.testing.assert_array_equal(c.item_factors_, d.item_factors_)
     np.testing.assert_array_equal(c.user_bias_, d.user_bias_)
+
+
+@pytest.mark.parametrize("cls", [BiasedMF, SVDpp])
+def test_fallback_solves_the_baseline_only_where_epoch_zero_is_scored(cls, monkeypatch):
+    """The held-out run scores epoch 0, so it needs the baseline; the refit on all the
+    ratings (an epoch won) and a run of all ``n_epochs`` (``patience=None``) never use
+    it and must not pay for it (seconds at 10M ratings). The model is unchanged."""
+    import mfrec.models.sgd as sgd
+
+    calls = []
+    real = sgd.baseline_biases
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sgd, "baseline_biases", counted)
+    fold = _planted(3, 4, noise_std=0.4)
+    model = cls(random_state=0).fit(fold.train)
+    assert model.best_epoch_ > 0
+    assert len(calls) == 1  # the held-out run, not the refit
+    plain = cls(random_state=0, baseline_fallback=False).fit(fold.train)
+    np.testing.assert_array_equal(model.user_factors_, plain.user_factors_)
+    np.testing.assert_array_equal(model.item_bias_, plain.item_bias_)
+    calls.clear()
+    cls(random_state=0, patience=None, n_epochs=3).fit(fold.train)
+    assert calls == []
+    cls(random_state=0, patience=None, n_epochs=0).fit(fold.train)
+    assert len(calls) == 1  # n_epochs=0 is the baseline itself

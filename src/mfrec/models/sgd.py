@@ -103,7 +103,7 @@ class _SGDFactorModel(FactorModel):
         use_bias = self._use_bias
         self.user_bias_ = np.zeros(n_users, dtype=dtype) if use_bias else None
         self.item_bias_ = np.zeros(n_items, dtype=dtype) if use_bias else None
-        score_start, start_arrays = epoch_zero(self, train, dtype)
+        score_start, start_arrays = epoch_zero(self, train, dtype, validation)
         bu = self.user_bias_ if use_bias else np.zeros(0, dtype=dtype)
         bi = self.item_bias_ if use_bias else np.zeros(0, dtype=dtype)
         mu = cast(self.global_mean_ if use_bias else 0.0)
@@ -165,17 +165,23 @@ class _SGDFactorModel(FactorModel):
 
 
 def epoch_zero(
-    model: FactorModel, train: Ratings, dtype
+    model: FactorModel, train: Ratings, dtype, validation: ValidationData | None
 ) -> tuple[bool, dict[str, np.ndarray] | None]:
     """``init_biases`` and ``baseline_fallback`` of a biased SGD model whose biases were just
     set to 0: sets them to the bias baseline's solution where the start is the baseline
     (``init_biases="baseline"``, or ``baseline_fallback`` with ``n_epochs=0``: the refit
     after early stopping chose epoch 0). Returns ``(score_start, start_arrays)`` for
     :meth:`FactorModel._run_epochs`: whether epoch 0 is a candidate, and the biases it
-    has if they are not the start's (``baseline_fallback`` from a start at 0)."""
+    has if they are not the start's (``baseline_fallback`` from a start at 0). The
+    fallback's baseline is solved only for a run that scores epoch 0 (validation data
+    and ``patience``): the refit after early stopping, or a run of all ``n_epochs``,
+    never uses it, and at 10M ratings it costs seconds."""
     baseline_start = getattr(model, "init_biases", "zero") == "baseline"
     fallback = bool(getattr(model, "baseline_fallback", False))
     if model.user_bias_ is None or not (baseline_start or fallback):
+        return False, None
+    scored = validation is not None and getattr(model, "patience", None) is not None
+    if not (baseline_start or model.n_epochs == 0 or scored):
         return False, None
     user, item = baseline_biases(train, model.global_mean_)
     if baseline_start or model.n_epochs == 0:

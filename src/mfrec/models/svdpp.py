@@ -77,26 +77,13 @@ class SVDpp(FactorModel):
         :class:`~mfrec.models.FunkSVD`): None, a quarter of the rating range; 1, the raw
         ratings. The implicit factors scale as the explicit ones.
     init_biases : {"zero", "baseline"}, default "zero"
-        Where the biases start: at 0 (Surprise's start), or at the bias baseline's
-        solution on the training ratings (:class:`~mfrec.models.BiasBaseline` at its
-        defaults, pseudo-counts 15 per user and 10 per item: Koren's "baseline
-        predictors"), in the ratings' own units whatever ``rating_unit``. Measured on
-        the evaluation panel, ``"baseline"`` is no better on the whole and costs
-        0.0008-0.0018 RMSE on some sets (docs/defaults.md, r13).
+        Where the biases start: at 0, or at the bias baseline's solution (see
+        :class:`~mfrec.models.BiasedMF`).
     baseline_fallback : bool, default True
-        Early stopping scores "epoch 0" too -- the bias baseline (the biases as with
-        ``init_biases="baseline"``, the factors at their tiny initial scale) -- and
-        keeps it when no epoch beats it on the held-out ratings: ``best_epoch_`` 0,
-        and the refit on all the ratings runs 0 epochs (``n_epochs=0`` with this
-        option gives that model). On data with no structure beyond the biases the model
-        is then the bias baseline instead of a slightly worse bias model of its own,
-        when the held-out slice says so. The run itself and its stopping rule are as
-        without this option, so where an epoch beats epoch 0 nothing changes. With
-        ``init_biases="baseline"`` epoch 0 is the start itself, whatever this option,
-        and no run stops before some epoch beats it. False: mfrec before this option.
-        On both panels of docs/defaults.md (r13) it changes one set each:
-        ``syn-rank0`` (to the baseline, better) and, for svdpp only,
-        ``syn-sparse-30k`` (to the baseline, 0.05% worse).
+        Early stopping may keep "epoch 0", the bias baseline, when no epoch beats it on
+        the held-out ratings (see :class:`~mfrec.models.BiasedMF`). On both panels of
+        docs/defaults.md (r13) it changes one set each for svdpp: ``syn-rank0`` (to the
+        baseline, better) and ``syn-sparse-30k`` (to the baseline, 0.05% worse).
 
     Attributes
     ----------
@@ -245,7 +232,7 @@ class SVDpp(FactorModel):
         self.implicit_factors_ = init_factors(rng, (n_items, k), init_std, dtype)
         self.user_bias_ = np.zeros(n_users, dtype=dtype)
         self.item_bias_ = np.zeros(n_items, dtype=dtype)
-        score_start, start_arrays = epoch_zero(self, train, dtype)
+        score_start, start_arrays = epoch_zero(self, train, dtype, validation)
         self.user_factors_ = np.empty((n_users, k), dtype=dtype)
 
         # The ratings sorted by user (stable: each user's items in input order).
