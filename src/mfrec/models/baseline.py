@@ -20,16 +20,29 @@ def baseline_biases(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(user biases, item biases), float64: :class:`BiasBaseline`'s solution on ``train``
     around ``global_mean`` (the same alternating solves, same order, same defaults)."""
-    u, i = train.user_index, train.item_index
-    r = train.rating.astype(np.float64) - global_mean
-    n_u = np.bincount(u, minlength=train.n_users)
-    n_i = np.bincount(i, minlength=train.n_items)
-    bu = np.zeros(train.n_users)
-    bi = np.zeros(train.n_items)
+    sweep = _BiasSweep(train, global_mean, reg_user, reg_item)
     for _ in range(n_epochs):
-        bi[:] = np.bincount(i, weights=r - bu[u], minlength=train.n_items) / (reg_item + n_i)
-        bu[:] = np.bincount(u, weights=r - bi[i], minlength=train.n_users) / (reg_user + n_u)
-    return bu, bi
+        sweep()
+    return sweep.bu, sweep.bi
+
+
+class _BiasSweep:
+    """One epoch of the baseline's alternating solves per call, on float64 biases
+    ``bu`` / ``bi`` (updated in place): all item biases with the user biases fixed,
+    then all user biases."""
+
+    def __init__(self, train: Ratings, global_mean: float, reg_user: float, reg_item: float):
+        self.u, self.i = train.user_index, train.item_index
+        self.r = train.rating.astype(np.float64) - global_mean
+        self.item_denominator = reg_item + np.bincount(self.i, minlength=train.n_items)
+        self.user_denominator = reg_user + np.bincount(self.u, minlength=train.n_users)
+        self.bu = np.zeros(train.n_users)
+        self.bi = np.zeros(train.n_items)
+
+    def __call__(self) -> None:
+        u, i, r, bu, bi = self.u, self.i, self.r, self.bu, self.bi
+        bi[:] = np.bincount(i, weights=r - bu[u], minlength=len(bi)) / self.item_denominator
+        bu[:] = np.bincount(u, weights=r - bi[i], minlength=len(bu)) / self.user_denominator
 
 
 class _NoFactors(FactorModel):
@@ -84,20 +97,11 @@ class BiasBaseline(_NoFactors):
 
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
         self._zero_factors(train)
-        u, i = train.user_index, train.item_index
-        r = train.rating.astype(np.float64) - self.global_mean_
-        n_u = np.bincount(u, minlength=train.n_users)
-        n_i = np.bincount(i, minlength=train.n_items)
-        bu = np.zeros(train.n_users)
-        bi = np.zeros(train.n_items)
+        sweep = _BiasSweep(train, self.global_mean_, self.reg_user, self.reg_item)
+        u, i, r, bu, bi = sweep.u, sweep.i, sweep.r, sweep.bu, sweep.bi
 
         def epoch(_: int) -> dict[str, float]:
-            bi[:] = np.bincount(i, weights=r - bu[u], minlength=train.n_items) / (
-                self.reg_item + n_i
-            )
-            bu[:] = np.bincount(u, weights=r - bi[i], minlength=train.n_users) / (
-                self.reg_user + n_u
-            )
+            sweep()
             self.user_bias_ = bu.astype(np.float32)
             self.item_bias_ = bi.astype(np.float32)
             err = r - bu[u] - bi[i]
