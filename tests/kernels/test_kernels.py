@@ -184,3 +184,53 @@ def test_parallel_kernels_called_from_several_threads_at_once():
 
     with ThreadPoolExecutor(6) as callers:
         assert all(callers.map(call, range(24)))
+
+
+def _half_sweep_inputs(n=5000, n_rows=40, n_others=70, seed=3):
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, n_rows, n).astype(np.int32)
+    others = rng.integers(0, n_others, n).astype(np.int32)
+    r = rng.normal(size=n)
+    other_bias = rng.normal(size=n_others)
+    denominator = 10.0 + np.bincount(rows, minlength=n_rows)
+    return rows, others, r, other_bias, denominator
+
+
+def test_bias_half_sweep_is_numpys_bincount_bit_for_bit_in_one_chunk():
+    from mfrec.kernels.baseline import (
+        bias_half_sweep,
+        bias_half_sweep_reference,
+        n_chunks,
+    )
+
+    rows, others, r, other_bias, denominator = _half_sweep_inputs()
+    assert n_chunks(len(r)) == 1
+    out, expected = np.empty(40), np.empty(40)
+    bias_half_sweep(rows, others, r, other_bias, denominator, out, np.empty((1, 40)))
+    bias_half_sweep_reference(rows, others, r, other_bias, denominator, expected)
+    assert np.array_equal(out, expected)
+
+
+def test_bias_half_sweep_in_chunks_agrees_and_does_not_depend_on_threads(monkeypatch):
+    """Several chunks: the sums are regrouped (within a few ULPs of NumPy's), and the
+    result is the same on one thread and on several, whoever claims which chunk."""
+    import mfrec.kernels.baseline as kb
+    from mfrec._threads import numba_threads
+
+    monkeypatch.setattr(kb, "CHUNK", 300)
+    rows, others, r, other_bias, denominator = _half_sweep_inputs()
+    chunks = kb.n_chunks(len(r))
+    assert chunks == kb.MAX_CHUNKS  # 5000 / 300 > 16: capped, longer chunks
+    expected = np.empty(40)
+    kb.bias_half_sweep_reference(rows, others, r, other_bias, denominator, expected)
+    results = []
+    for threads in (1, 2, 1, 2):
+        out = np.full(40, np.nan)
+        with numba_threads(threads):
+            kb.bias_half_sweep(
+                rows, others, r, other_bias, denominator, out, np.empty((chunks, 40))
+            )
+        results.append(out)
+    np.testing.assert_allclose(results[0], expected, rtol=1e-12, atol=1e-15)
+    for out in results[1:]:
+        assert np.array_equal(out, results[0])

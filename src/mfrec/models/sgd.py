@@ -183,7 +183,10 @@ def epoch_zero(
     scored = validation is not None and getattr(model, "patience", None) is not None
     if not (baseline_start or model.n_epochs == 0 or scored):
         return False, None
-    user, item = baseline_biases(train, model.global_mean_)
+    from mfrec._threads import numba_threads
+
+    with numba_threads(getattr(model, "n_threads", None)):
+        user, item = baseline_biases(train, model.global_mean_)
     if baseline_start or model.n_epochs == 0:
         model.user_bias_[:], model.item_bias_[:] = user, item
         return True, None
