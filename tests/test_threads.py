@@ -113,6 +113,30 @@ def test_busy_is_our_threads_waiting_for_a_cpu_during_the_last_epoch(monkeypatch
     assert [tuner.busy() for _ in range(8)] == [True, False, False, False, True, True, False, False]
 
 
+def test_a_moderate_wait_keeps_small_epochs_serial_but_measures_no_big_one(monkeypatch):
+    """Waiting 10% of each epoch (between QUIET_SHARE and CONTENDED_SHARE): an epoch too
+    small to split on a busy machine stays on one thread, while a big one stays on all
+    threads without spending an epoch on one thread to measure it."""
+    assert _threads.QUIET_SHARE < 0.1 < _threads.CONTENDED_SHARE
+    monkeypatch.setattr(_threads, "other_runnable", lambda: 0)  # the run queue: quiet
+
+    def waiting(share):
+        clock, delay = iter(float(t) for t in range(100)), iter(share * t for t in range(100))
+        monkeypatch.setattr(_threads, "_clock", lambda: next(clock))
+        monkeypatch.setattr(_threads, "own_run_delay", lambda: next(delay))
+
+    waiting(0.1)
+    small = EpochThreads(2, work=4 * _threads.MIN_WORK_PER_THREAD)
+    assert run_schedule(small, {1: 1.0, 2: 0.1}, 6) == [2, 1, 1, 1, 1, 1]
+    waiting(0.1)
+    big = EpochThreads(2, work=4 * _threads.BUSY_MIN_WORK_PER_THREAD)
+    assert run_schedule(big, {1: 1.0, 2: 0.5}, 6) == [2] * 6
+    assert 1 not in big.seconds
+    waiting(0.6)  # our threads kept off the cores: now one thread is measured
+    big = EpochThreads(2, work=4 * _threads.BUSY_MIN_WORK_PER_THREAD)
+    assert 1 in run_schedule(big, {1: 1.0, 2: 0.5}, 6)
+
+
 def test_sgd_layout_and_epochs_use_the_threads_asked_for(monkeypatch):
     """n_threads=1 runs every parallel region of an SGD fit (the layout's scatter and the
     epochs) on one thread; automatic on a quiet machine, big enough work, on all."""

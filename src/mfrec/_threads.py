@@ -175,14 +175,25 @@ def own_run_delay() -> float | None:
 
 
 #: An epoch during which this process's threads waited for a CPU longer than this share
-#: of its wall time ran on a busy machine (:class:`EpochThreads`). Measured on 2 cores
-#: (BiasedMF on ML-100K, 1M and 10M ratings): quiet epochs wait 0-3% (at most 15%, an
-#: epoch beside a daemon's burst), epochs on two threads beside one or two CPU-bound
-#: processes 49-100%. A thread kept off its core a quarter of the time still does more
-#: than one thread alone, so below this share a one-thread epoch is not worth measuring.
+#: of its wall time ran on a busy machine: worth measuring an epoch on one thread
+#: (:class:`EpochThreads`). Measured on 2 cores (BiasedMF on ML-100K, 1M and 10M
+#: ratings): quiet epochs wait 0-3% (at most 15%, an epoch beside a daemon's burst),
+#: epochs on two threads beside one or two CPU-bound processes 49-100%. A thread kept
+#: off its core a quarter of the time still does more than one thread alone.
 CONTENDED_SHARE = 0.25
 
+#: An epoch too small to split on a busy machine is split only after an epoch that
+#: waited less than this share (and with nobody in the run queue): there a wrong parallel
+#: guess costs a stall of a time slice, a wrong serial one little.
+QUIET_SHARE = 0.05
+
 _clock = time.perf_counter
+
+
+def _over(share: float | None, threshold: float) -> bool:
+    """Whether a waited share (:meth:`EpochThreads.waited`) exceeds ``threshold``; with no
+    measurement, whether the run queue holds another thread now."""
+    return machine_busy() if share is None else share > threshold
 
 
 class EpochThreads:
@@ -191,8 +202,9 @@ class EpochThreads:
 
     Given the ``work`` of one epoch's parallel region, an epoch too small to split on a
     busy machine (fewer threads by :data:`BUSY_MIN_WORK_PER_THREAD` than ``n``) runs on
-    those fewer threads, unmeasured, whenever the last epoch was busy or another thread
-    is runnable now, and on ``n`` when both look quiet.
+    those fewer threads, unmeasured, whenever this process's threads waited for a CPU
+    more than :data:`QUIET_SHARE` of the last epoch or another thread is runnable now,
+    and on ``n`` when both look quiet.
 
     Busy or quiet is judged from the epoch before: busy when this process's threads
     waited for a CPU more than :data:`CONTENDED_SHARE` of its wall time
@@ -229,14 +241,19 @@ class EpochThreads:
         self._unmeasured = False
         self._sample: tuple[float, float | None] | None = None  # (clock, run delay)
 
-    def busy(self) -> bool:
-        """Whether the machine was busy for this process since the last call (see the
-        class docstring); the first call reads the run queue."""
+    def waited(self) -> float | None:
+        """The share of the wall time since the last call that this process's threads
+        waited for a CPU, or None on the first call (or where the system does not say)."""
         now, delay = _clock(), own_run_delay()
         last, self._sample = self._sample, (now, delay)
         if last is None or delay is None or last[1] is None or now <= last[0]:
-            return machine_busy()
-        return (delay - last[1]) / (now - last[0]) > CONTENDED_SHARE
+            return None
+        return (delay - last[1]) / (now - last[0])
+
+    def busy(self) -> bool:
+        """Whether the machine was busy for this process since the last call (it waited
+        more than :data:`CONTENDED_SHARE`); the first call reads the run queue."""
+        return _over(self.waited(), CONTENDED_SHARE)
 
     def next(self) -> int:
         """The thread count for the next epoch."""
@@ -245,8 +262,9 @@ class EpochThreads:
         self._unmeasured = False
         if not self.adaptive:
             return self.n
-        busy = self.busy()
-        if self.busy_threads < self.n and (busy or machine_busy()):
+        share = self.waited()
+        busy = _over(share, CONTENDED_SHARE)
+        if self.busy_threads < self.n and (_over(share, QUIET_SHARE) or machine_busy()):
             # Too little work per epoch to split on a busy machine (a descheduled
             # thread stalls the others for a time slice): no parallel epoch to measure.
             # Split only when both the last epoch and the run queue now look quiet: a
