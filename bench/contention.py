@@ -22,6 +22,7 @@ bench/results/partial/contention_partial.json instead and leaves the README's re
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
@@ -64,8 +65,11 @@ MODELS: dict[str, dict[str, dict[str, Any]]] = {
         "biased-mf": {"n_epochs": 3, "n_factors": 64},
     },
 }
-REPEATS = {"ml-100k": 5, "1M": 2, "10M": 2}  # >= 2: the arms alternate which runs first
-# (ML-100K fits take 0.1-1 s, where one lost time slice moves a row by 10-40%: 5)
+REPEATS = {"ml-100k": 6, "1M": 2, "10M": 2}  # even: the arms alternate which runs first
+# and each runs first equally often (with 2 hogs the first fit of a pair, right after
+# another model, measured slower in 4 of 5 repeats whichever arm it was: with an odd
+# count one arm gets that penalty once more, in its median). ML-100K fits take 0.1-1 s,
+# where one lost time slice moves a row by 10-40%: 6.
 TOP_N_CALLS = 9  # per top-n measurement (its median)
 
 
@@ -172,6 +176,7 @@ def main() -> None:
                             order = (*order, "one again")
                         for label in order:
                             threads = None if label == "default" else 1
+                            gc.collect()  # the last fit's garbage, not collected inside this one
                             seconds = run(name, settings, ratings, threads)
                             load1 = os.getloadavg()[0]
                             loads.append(load1)

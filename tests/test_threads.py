@@ -171,6 +171,38 @@ def test_sgd_layout_and_epochs_use_the_threads_asked_for(monkeypatch):
     assert seen and set(seen) == {1}
 
 
+@pytest.mark.parametrize("name", ["gd-mf", "adam-mf", "nmf"])
+def test_full_batch_sweeps_stay_on_one_thread_while_the_machine_is_busy(name, monkeypatch):
+    """The full-batch models' epochs (two row sweeps each) tell EpochThreads their work:
+    on a busy machine an epoch too small to split there runs on one thread from the
+    first epoch, never on two (bench/contention.py: gd-mf on ML-100K beside two CPU-bound
+    processes was 1.25x slower on its default threads than on one, with 2 threads in its
+    first epochs and in every probe). On a quiet machine the same fit runs on two."""
+    from mfrec.models import get_model_class
+
+    if _threads.available_threads() < 2:
+        pytest.skip("needs 2 numba threads")
+    ratings = make_ratings(n_users=120, n_items=80, density=0.2, random_state=1).ratings
+    monkeypatch.setattr(_threads, "MIN_WORK_PER_THREAD", 1)  # worth 2 threads when quiet
+    monkeypatch.setattr("mfrec.models.gd.PARALLEL_MIN_WORK", 0)
+    seen = []
+    original = EpochThreads.next
+
+    def spy(self):
+        seen.append(original(self))
+        return seen[-1]
+
+    monkeypatch.setattr(EpochThreads, "next", spy)
+    settings = {"n_factors": 6, "n_epochs": 6, "patience": None, "random_state": 0}
+    monkeypatch.setattr(_threads, "other_runnable", lambda: 2)  # busy
+    get_model_class(name)(**settings).fit(ratings)
+    assert seen == [1] * 6
+    seen.clear()
+    monkeypatch.setattr(_threads, "other_runnable", lambda: 0)  # quiet
+    get_model_class(name)(**settings).fit(ratings)
+    assert seen == [2] * 6
+
+
 def run_schedule(tuner: EpochThreads, cost: dict[int, float], epochs: int) -> list[int]:
     seen = []
     for _ in range(epochs):

@@ -6,10 +6,10 @@ One half-sweep of the baseline's alternating solves (Koren 2010) sets, for every
     b_j = sum_{k : rows[k] = j} (r_k - other_bias[others[k]]) / denominator[j]
 
 NumPy does it with a gather, a subtraction and ``np.bincount(weights=...)``: three passes
-over the ratings and two temporaries of their size, on one core (2.3 s for the ten
-sweeps of a 10M-rating fit). :func:`bias_half_sweep` fuses it into one pass, cut into
-fixed chunks of the ratings that threads claim dynamically; each chunk sums into its own
-row of ``partial`` and the chunks are added in chunk order afterwards. The chunking
+over the ratings and two temporaries of their size, on one core (3.2 s for the ten
+sweeps of a 10M-rating fit on the bench machine). :func:`bias_half_sweep` fuses it into
+one pass, cut into fixed chunks of the ratings that threads claim dynamically; each chunk
+sums into its own row of ``partial`` and the chunks are added in chunk order afterwards. The chunking
 depends only on the number of ratings, never on the thread count, so neither does the
 result; with one chunk (up to :data:`CHUNK` ratings) the additions are bincount's, in
 its order, and the result is bit for bit NumPy's (:func:`bias_half_sweep_reference`).

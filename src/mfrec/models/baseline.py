@@ -19,14 +19,10 @@ def baseline_biases(
     n_epochs: int = 10,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(user biases, item biases), float64: :class:`BiasBaseline`'s solution on ``train``
-    around ``global_mean`` (the same alternating solves, same order, same defaults), on
-    the threads the caller allows (:func:`mfrec._threads.threads_for_work`)."""
-    from mfrec._threads import threads_for_work
-
+    around ``global_mean`` (the same alternating solves, same order, same defaults)."""
     sweep = _BiasSweep(train, global_mean, reg_user, reg_item)
-    with threads_for_work(len(train)):
-        for _ in range(n_epochs):
-            sweep()
+    for _ in range(n_epochs):
+        sweep()
     return sweep.bu, sweep.bi
 
 
@@ -34,7 +30,9 @@ class _BiasSweep:
     """One epoch of the baseline's alternating solves per call, on float64 biases
     ``bu`` / ``bi`` (updated in place): all item biases with the user biases fixed,
     then all user biases (:func:`mfrec.kernels.baseline.bias_half_sweep`: one fused
-    pass over the ratings each, in parallel, the result independent of the threads)."""
+    pass over the ratings each, in parallel, the result independent of the threads), on
+    no more threads than the caller allows and the work merits on the machine as it is
+    (:func:`mfrec._threads.threads_for_work`)."""
 
     def __init__(self, train: Ratings, global_mean: float, reg_user: float, reg_item: float):
         from mfrec.kernels.baseline import n_chunks
@@ -50,11 +48,13 @@ class _BiasSweep:
         self._partial_users = np.empty((chunks, train.n_users))
 
     def __call__(self) -> None:
+        from mfrec._threads import threads_for_work
         from mfrec.kernels.baseline import bias_half_sweep
 
         u, i, r, bu, bi = self.u, self.i, self.r, self.bu, self.bi
-        bias_half_sweep(i, u, r, bu, self.item_denominator, bi, self._partial_items)
-        bias_half_sweep(u, i, r, bi, self.user_denominator, bu, self._partial_users)
+        with threads_for_work(len(r)):
+            bias_half_sweep(i, u, r, bu, self.item_denominator, bi, self._partial_items)
+            bias_half_sweep(u, i, r, bi, self.user_denominator, bu, self._partial_users)
 
 
 class _NoFactors(FactorModel):
@@ -120,10 +120,7 @@ class BiasBaseline(_NoFactors):
             loss = (err @ err + self.reg_user * (bu @ bu) + self.reg_item * (bi @ bi)) / len(r)
             return {"train_loss": float(loss), "train_rmse": float(np.sqrt(np.mean(err * err)))}
 
-        from mfrec._threads import threads_for_work
-
-        with threads_for_work(len(r)):
-            self._run_epochs(self.n_epochs, epoch, validation, callback)
+        self._run_epochs(self.n_epochs, epoch, validation, callback)
 
     def _fold_in_penalty(self) -> tuple[np.ndarray, np.ndarray]:
         # A new user's bias solves b_u = sum_i (r - mu - b_i) / (reg_user + n_u): the

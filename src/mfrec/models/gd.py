@@ -228,7 +228,11 @@ class GradientDescentMF(FactorModel):
         # Overflow is not worth a RuntimeWarning: it ends as DivergenceError naming the epoch.
         threads = sweep_threads(self.n_threads, n, k)
         with numba_threads(threads), np.errstate(over="ignore", invalid="ignore"):
-            self._run_epochs(self.n_epochs, epoch, validation, callback, self.patience)
+            # epoch_work: an epoch too small to split on a busy machine runs on one
+            # thread there (EpochThreads) instead of stalling on a descheduled one.
+            self._run_epochs(
+                self.n_epochs, epoch, validation, callback, self.patience, epoch_work=n * k
+            )
 
 
 def _scale(grad: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
