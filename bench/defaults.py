@@ -3,6 +3,7 @@
     python bench/defaults.py                      # the full panel: bench/results/defaults.json
     python bench/defaults.py --quick              # smoke run (small sets, 1 fold): printed only
     python bench/defaults.py --sets ml-100k,syn-1to10 --models biased-mf,surprise-svd
+    python bench/defaults.py --models als --param patience=3   # a candidate default
 
 Users run a model at its defaults on their own data, so the defaults are judged on a
 *panel* of data sets, none of which chose them (the search that did is
@@ -186,7 +187,8 @@ class MfrecRow:
 
         cls = get_model_class(name)
         seeded = {"random_state": seed} if "random_state" in cls._param_names() else {}
-        self.model = cls(**seeded)
+        fixed = {k: v for k, v in PARAMS.items() if k in cls._param_names()}
+        self.model = cls(**seeded, **fixed)
 
     def fit(self, train) -> None:
         self.model.fit(train)
@@ -305,6 +307,11 @@ class LibMF:
 def _inner(mapping: dict, raw: np.ndarray) -> np.ndarray:
     get = mapping.get
     return np.fromiter((get(int(r), -1) for r in raw), dtype=np.int64, count=len(raw))
+
+
+#: ``--param NAME=VALUE`` settings, given to every mfrec row that has the parameter (a
+#: candidate default compared on the panel; such a run is partial).
+PARAMS: dict[str, Any] = {}
 
 
 def make_row(name: str, seed: int):
@@ -487,7 +494,16 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="comma-separated rows (mfrec names, "
                         f"{', '.join(PEERS)})")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="small sets, one fold each")
+    parser.add_argument(
+        "--param", action="append", default=[],
+        help="NAME=VALUE for every mfrec row that has it (partial run)",
+    )  # fmt: skip
     args = parser.parse_args()
+    from defaults_search import _guess
+
+    for item in args.param:
+        key, _, value = item.partition("=")
+        PARAMS[key] = _guess(value)
     everything = [*mfrec_rows(), *PEERS]
     rows = args.models.split(",") if args.models else everything
     sets = args.sets.split(",") if args.sets else list(QUICK_SETS if args.quick else all_sets)
@@ -497,7 +513,7 @@ def main() -> None:
     for needed in BASELINES:  # ratios and targets need both baselines
         if needed not in rows:
             rows.append(needed)
-    partial = bool(args.sets or args.models or args.quick)
+    partial = bool(args.sets or args.models or args.quick or PARAMS)
     started = time.perf_counter()
     compile_s = {r: warm_up(r) for r in rows}
     results: dict[str, dict[str, Any]] = {}
@@ -562,10 +578,11 @@ def main() -> None:
         "targets": graded,
         "wall_s": wall,
         "partial": partial,
+        "params": PARAMS,
     }
     if partial:
         path = write_result("defaults_partial", payload, folder=HERE / "results" / "partial")
-        print(f"partial run (--sets/--models/--quick): wrote {path}, not the README result")
+        print(f"partial run (--sets/--models/--quick/--param): wrote {path}, not the README result")
     else:
         print(f"wrote {write_result('defaults', payload)}")
 

@@ -45,7 +45,8 @@ class ALS(FactorModel):
     n_factors : int, default 10
         Rank (Spark's ``rank``).
     n_epochs : int, default 10
-        Alternations, each solving all users then all items (Spark's ``maxIter``).
+        Alternations, each solving all users then all items (Spark's ``maxIter``); 0:
+        none, the bias baseline with ``baseline_fallback`` (the global mean without).
     reg : float, default 0.05
         Regularisation of the factors, multiplied by each row's rating count (Spark's
         ``regParam``, whose default is 0.1). Must be > 0: the row systems must be
@@ -84,6 +85,14 @@ class ALS(FactorModel):
     n_threads : int or None, default None
         Threads to solve rows with (None: all cores, or one for a problem so small that
         starting threads would cost more than they save). Does not change the result.
+    baseline_fallback : bool, default True
+        With early stopping (``patience``), "epoch 0" is a candidate too: the bias
+        baseline (:class:`~mfrec.models.BiasBaseline`'s biases, user factors at 0), kept
+        when no epoch beats it on the validation data -- ``best_epoch_`` 0, and the refit
+        on all the ratings runs 0 epochs (``n_epochs=0`` with this option is that
+        model), as :class:`~mfrec.models.BiasedMF` does. Where an epoch beats it nothing
+        changes, bit for bit. Only with ``biased=True``; ALS does not stop early by
+        default (docs/defaults.md, "ALS and epoch 0").
 
     Attributes
     ----------
@@ -99,7 +108,7 @@ class ALS(FactorModel):
     _params_before_they_existed: ClassVar[dict[str, Any]] = {"reg_row": 0.0, "reg_bias_row": 0.0}
     _constraints: ClassVar[dict[str, Constraint]] = {
         "n_factors": Integer(1, 10_000),
-        "n_epochs": Integer(1, 100_000),
+        "n_epochs": Integer(0, 100_000),
         "reg": Real(0, None, open_low=True),
         "reg_bias": Real(0, None, none_ok=True),
         "reg_row": Real(0, None, none_ok=True),
@@ -111,6 +120,7 @@ class ALS(FactorModel):
         "patience": Integer(1, None, none_ok=True),
         "validation_fraction": Real(0, 1, open_high=True),
         "n_threads": Integer(1, None, none_ok=True),
+        "baseline_fallback": Boolean(),
     }
 
     def __init__(
@@ -128,6 +138,7 @@ class ALS(FactorModel):
         reg_row: float | None = None,
         reg_bias_row: float = 7.0,
         validation_fraction: float = 0.05,
+        baseline_fallback: bool = True,
     ) -> None:
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -142,6 +153,7 @@ class ALS(FactorModel):
         self.validation_fraction = validation_fraction
         self.reg_row = reg_row
         self.reg_bias_row = reg_bias_row
+        self.baseline_fallback = baseline_fallback
 
     def _fixed_row_penalty(self) -> tuple[float, float]:
         if not self.biased:
@@ -157,6 +169,7 @@ class ALS(FactorModel):
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
         from mfrec._threads import numba_threads
         from mfrec.kernels.als import als_solve_rows, row_sse
+        from mfrec.models.sgd import epoch_zero
 
         rng = check_random_state(self.random_state)
         dtype = np.dtype(self.dtype)
@@ -179,6 +192,9 @@ class ALS(FactorModel):
         n_u = train.user_counts().astype(np.float64)
         n_i = train.item_counts().astype(np.float64)
         n = len(train)
+        # Epoch 0 -- the bias baseline, user factors at 0 -- as a candidate of early
+        # stopping (baseline_fallback; n_epochs=0 is that model).
+        score_start, start_arrays = epoch_zero(self, train, dtype, validation)
 
         def solve(side, other_factors, other_bias, factors, bias) -> None:
             failed = als_solve_rows(
@@ -209,4 +225,7 @@ class ALS(FactorModel):
 
         # A half-epoch costs about n_ratings x (n_factors + 1)^2 multiply-adds.
         with numba_threads(self.n_threads, work=n * (k + 1) ** 2):
-            self._run_epochs(self.n_epochs, epoch, validation, callback, self.patience)
+            self._run_epochs(
+                self.n_epochs, epoch, validation, callback, self.patience,
+                score_start=score_start, start_arrays=start_arrays,
+            )  # fmt: skip
