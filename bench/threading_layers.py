@@ -33,10 +33,8 @@ from contention import start_hogs, stop_hogs
 LAYERS = ("omp", "workqueue", "tbb")
 
 CHILD = r"""
-import json, sys
+import json
 import numba
-import mfrec
-from mfrec.data.split import ml100k_official
 from contention import load
 from mfrec.models import ALS, BiasedMF
 

@@ -22,6 +22,20 @@ def load_from_the_run_queue(monkeypatch):
     monkeypatch.setattr(_threads, "own_run_delay", lambda: None)
 
 
+@pytest.fixture
+def epoch_threads_seen(monkeypatch) -> list[int]:
+    """The thread count of every epoch any fit runs in the test (EpochThreads.next)."""
+    seen: list[int] = []
+    original = EpochThreads.next
+
+    def spy(self):
+        seen.append(original(self))
+        return seen[-1]
+
+    monkeypatch.setattr(EpochThreads, "next", spy)
+    return seen
+
+
 def test_resolve_threads_follows_work_unless_given():
     limit = _threads.available_threads()
     assert resolve_threads(None) == limit
@@ -172,7 +186,9 @@ def test_sgd_layout_and_epochs_use_the_threads_asked_for(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["gd-mf", "adam-mf", "nmf"])
-def test_full_batch_sweeps_stay_on_one_thread_while_the_machine_is_busy(name, monkeypatch):
+def test_full_batch_sweeps_stay_on_one_thread_while_the_machine_is_busy(
+    name, monkeypatch, epoch_threads_seen
+):
     """The full-batch models' epochs (two row sweeps each) tell EpochThreads their work:
     on a busy machine an epoch too small to split there runs on one thread from the
     first epoch, never on two (bench/contention.py: gd-mf on ML-100K beside two CPU-bound
@@ -185,14 +201,7 @@ def test_full_batch_sweeps_stay_on_one_thread_while_the_machine_is_busy(name, mo
     ratings = make_ratings(n_users=120, n_items=80, density=0.2, random_state=1).ratings
     monkeypatch.setattr(_threads, "MIN_WORK_PER_THREAD", 1)  # worth 2 threads when quiet
     monkeypatch.setattr("mfrec.models.gd.PARALLEL_MIN_WORK", 0)
-    seen = []
-    original = EpochThreads.next
-
-    def spy(self):
-        seen.append(original(self))
-        return seen[-1]
-
-    monkeypatch.setattr(EpochThreads, "next", spy)
+    seen = epoch_threads_seen
     settings = {"n_factors": 6, "n_epochs": 6, "patience": None, "random_state": 0}
     monkeypatch.setattr(_threads, "other_runnable", lambda: 2)  # busy
     get_model_class(name)(**settings).fit(ratings)
@@ -236,7 +245,7 @@ def test_epoch_threads_user_choice_is_kept(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["biased-mf", "als", "gd-mf"])
-def test_adaptive_threads_do_not_change_the_result(name, monkeypatch):
+def test_adaptive_threads_do_not_change_the_result(name, monkeypatch, epoch_threads_seen):
     """An automatic fit on a busy machine switches between 1 and n threads from epoch to
     epoch; the model is bit for bit the one fitted on one thread."""
     from mfrec.models import get_model_class
@@ -251,14 +260,7 @@ def test_adaptive_threads_do_not_change_the_result(name, monkeypatch):
     monkeypatch.setattr(_threads, "BUSY_MIN_WORK_PER_THREAD", 1)  # even on a busy machine
     monkeypatch.setattr("mfrec.models.gd.PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(_threads, "other_runnable", lambda: 3)  # and looks busy
-    seen = []
-    original = EpochThreads.next
-
-    def spy(self):
-        seen.append(original(self))
-        return seen[-1]
-
-    monkeypatch.setattr(EpochThreads, "next", spy)
+    seen = epoch_threads_seen
     auto = cls(**settings).fit(ratings)
     assert set(seen) == {1, 2}  # both settings ran
     np.testing.assert_array_equal(auto.user_factors_, one.user_factors_)
