@@ -185,16 +185,16 @@ def test_fallback_solves_the_baseline_only_where_epoch_zero_is_scored(cls, monke
     """The held-out run scores epoch 0, so it needs the baseline; the refit on all the
     ratings (an epoch won) and a run of all ``n_epochs`` (``patience=None``) never use
     it and must not pay for it (seconds at 10M ratings). The model is unchanged."""
-    import mfrec.models.sgd as sgd
+    import mfrec.models.baseline as baseline
 
     calls = []
-    real = sgd.baseline_biases
+    real = baseline.baseline_biases
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sgd, "baseline_biases", counted)
+    monkeypatch.setattr(baseline, "baseline_biases", counted)
     fold = _planted(3, 4, noise_std=0.4)
     model = cls(random_state=0).fit(fold.train)
     assert model.best_epoch_ > 0
@@ -207,3 +207,28 @@ def test_fallback_solves_the_baseline_only_where_epoch_zero_is_scored(cls, monke
     assert calls == []
     cls(random_state=0, patience=None, n_epochs=0).fit(fold.train)
     assert len(calls) == 1  # n_epochs=0 is the baseline itself
+
+
+def test_fallback_baseline_runs_on_the_threads_the_model_was_given(monkeypatch):
+    """SVD++ has no ``n_threads``: its epoch-0 baseline keeps the caller's thread count
+    (it once reset it to every core); BiasedMF's follows its own ``n_threads``."""
+    import numba
+
+    import mfrec.models.baseline as baseline
+    from mfrec._threads import numba_threads
+
+    seen = []
+    real = baseline.baseline_biases
+
+    def spy(*args, **kwargs):
+        seen.append(numba.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(baseline, "baseline_biases", spy)
+    fold = _planted(3, 4, noise_std=0.4)
+    with numba_threads(1):
+        SVDpp(random_state=0, n_epochs=2).fit(fold.train)
+        svdpp, seen[:] = list(seen), []
+        BiasedMF(random_state=0, n_epochs=2, n_threads=2).fit(fold.train)
+    assert svdpp and set(svdpp) == {1}
+    assert seen and set(seen) == {min(2, numba.config.NUMBA_NUM_THREADS)}

@@ -455,6 +455,44 @@ def test_layout_partitions_the_ratings_without_conflicts(planted):
             assert users_of[a].isdisjoint(users_of[b]) and items_of[a].isdisjoint(items_of[b])
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_layout_does_not_depend_on_how_its_passes_are_chunked(planted, monkeypatch, threads):
+    """The counting and bucketing passes cut the ratings into one chunk per thread: the
+    layout is the one-chunk layout whatever the chunks, each group's ratings in input
+    order."""
+    from mfrec._threads import numba_threads
+    from mfrec.kernels import sgd as kernels
+    from mfrec.models.sgd import grouped_layout
+
+    _, fold = planted
+    train = fold.train.compact()
+    one_chunk = grouped_layout(train, 4, np.random.default_rng(5))
+    monkeypatch.setattr(kernels, "LAYOUT_CHUNK", 97)  # many ratings per chunk, ragged end
+    with numba_threads(threads):
+        chunked = grouped_layout(train, 4, np.random.default_rng(5))
+    for name in one_chunk._fields:
+        assert np.array_equal(getattr(one_chunk, name), getattr(chunked, name)), name
+    # Input order inside a group: the user's ratings of the group's items as given.
+    g = int(np.argmax(np.diff(chunked.group_start)))
+    start, stop = chunked.group_start[g], chunked.group_start[g + 1]
+    user = chunked.group_user[g]
+    in_group = np.isin(train.item_index, chunked.items[start:stop]) & (train.user_index == user)
+    assert np.array_equal(train.item_index[in_group], chunked.items[start:stop])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_initial_factors_are_the_generator_draws_on_cache_line_aligned_rows(dtype):
+    from mfrec.models.sgd import init_factors
+
+    for shape in [(7, 3), (300, 64), (0, 5)]:
+        drawn = init_factors(np.random.default_rng(2), shape, 0.1, dtype)
+        expected = np.random.default_rng(2).standard_normal(shape, dtype=dtype)
+        expected *= np.dtype(dtype).type(0.1)
+        assert drawn.dtype == np.dtype(dtype) and drawn.flags.c_contiguous
+        assert np.array_equal(drawn, expected)
+        assert drawn.size == 0 or drawn.ctypes.data % 64 == 0
+
+
 @pytest.mark.parametrize("count_aware", [False, True])
 @pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("use_bias", [True, False])

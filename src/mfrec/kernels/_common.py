@@ -179,6 +179,14 @@ def _fetch_add(typingctx, counter, index):
 
 
 @njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
+def chunk_bounds(chunk, n_chunks, n):
+    """``(start, stop)`` of ``chunk`` when ``n`` items are cut into ``n_chunks``
+    contiguous chunks of equal length (the last one shorter)."""
+    size = (n + n_chunks - 1) // n_chunks
+    return chunk * size, min(n, (chunk + 1) * size)
+
+
+@njit(cache=True, nogil=True, inline="always", no_cfunc_wrapper=True)
 def claim(counter, index):
     """The next unclaimed task number of ``counter[index]`` (int64 array; start at 0)."""
     return _fetch_add(counter, index)

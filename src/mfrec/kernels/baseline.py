@@ -18,7 +18,7 @@ its order, and the result is bit for bit NumPy's (:func:`bias_half_sweep_referen
 import numpy as np
 from numba import njit
 
-from ._common import claim, run_workers
+from ._common import chunk_bounds, claim, run_workers
 
 #: Ratings per chunk; at most :data:`MAX_CHUNKS` chunks (more data: longer chunks), so
 #: ``partial`` holds at most MAX_CHUNKS copies of the row biases.
@@ -34,15 +34,14 @@ def n_chunks(n_ratings: int) -> int:
 # No fastmath: the sums must be taken in rating order, as bincount takes them.
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _chunk_sums_worker(counter, n_tasks, rows, others, r, other_bias, partial):
-    n = r.shape[0]
-    size = (n + n_tasks - 1) // n_tasks
     while True:
         c = claim(counter, 0)
         if c >= n_tasks:
             break
         acc = partial[c]
         acc[:] = 0.0
-        for k in range(c * size, min(n, (c + 1) * size)):
+        start, stop = chunk_bounds(c, n_tasks, r.shape[0])
+        for k in range(start, stop):
             acc[rows[k]] += r[k] - other_bias[others[k]]
 
 

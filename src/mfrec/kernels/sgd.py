@@ -66,6 +66,7 @@ from numba import njit
 
 from ._common import (
     FAST,
+    chunk_bounds,
     claim,
     inline_helper,
     publish,
@@ -371,6 +372,11 @@ def _place_blocks_worker(
             offset[u, c] = p + 1
 
 
+#: Ratings per thread, at least, in the counting and bucketing passes of
+#: :func:`build_layout` (memory bound: below this a second thread costs more than it saves).
+LAYOUT_CHUNK = 1_000_000
+
+
 def build_layout(
     users, items, ratings, user_stratum, item_stratum, n_strata, out_items, out_ratings
 ):
@@ -383,15 +389,28 @@ def build_layout(
     ``(group_user, group_start, block_group_ptr)`` as :func:`sgd_epoch_grouped` takes
     them.
 
-    Only the two passes over the ratings are compiled, and they allocate nothing: the
-    per-cell bookkeeping (users x S entries) is numpy's, which keeps numba's array
-    constructors out of the first run's compile (about a second of CPU).
+    All three passes over the ratings run on ``numba.get_num_threads()`` threads: the
+    counting and the bucketing cut the ratings into one contiguous chunk per thread,
+    each counting into its own arrays and bucketing into its own part of every block
+    (chunk by chunk, so the order inside a block is the input order whatever the
+    number of chunks: the layout never depends on the thread count). The compiled
+    passes allocate nothing: the per-cell bookkeeping (users x S entries) is numpy's,
+    which keeps numba's array constructors out of the first run's compile (about a
+    second of CPU).
     """
+    import numba
+
     S = int(n_strata)
     n_users = user_stratum.shape[0]
-    count = np.zeros(n_users * S, dtype=np.int64)
-    _count_cells(users, items, item_stratum, S, count)
-    count = count.reshape(n_users, S)
+    n = users.shape[0]
+    chunks = int(max(1, min(numba.get_num_threads(), n // LAYOUT_CHUNK)))
+    count = np.zeros((chunks, n_users * S), dtype=np.int64)
+    block_count = np.zeros((chunks, S * S), dtype=np.int64)
+    run_workers(
+        _count_cells_worker, chunks, users, items, user_stratum, item_stratum, S, count,
+        block_count,
+    )  # fmt: skip
+    count = (count[0] if chunks == 1 else count.sum(axis=0)).reshape(n_users, S)
     # The groups: non-empty cells ordered by (user stratum, item stratum, user).
     cell_user, cell_stratum = np.nonzero(count)
     order = np.lexsort((cell_user, cell_stratum, user_stratum[cell_user]))
@@ -409,14 +428,17 @@ def build_layout(
     # blocks in parallel, each inside its own ~n/S^2 slice that stays in cache. (A
     # direct scatter of randomly ordered input misses the cache on every rating.)
     block_start = group_start[block_group_ptr]
-    n = users.shape[0]
     by_block = (
         np.empty(n, dtype=np.int32),
         np.empty(n, dtype=np.int32),
         np.empty(n, dtype=out_ratings.dtype),
     )
-    fill = block_start[: S * S].copy()
-    _bucket_by_block(users, items, ratings, user_stratum, item_stratum, S, fill, *by_block)
+    # Chunk c's first slot in block b: the block's start plus the earlier chunks' share.
+    fill = block_start[: S * S] + np.cumsum(block_count, axis=0) - block_count
+    run_workers(
+        _bucket_by_block_worker, chunks, users, items, ratings, user_stratum, item_stratum, S,
+        fill, *by_block,
+    )  # fmt: skip
     run_workers(
         _place_blocks_worker, S * S, *by_block, block_start, item_stratum, offset, out_items,
         out_ratings,
@@ -425,26 +447,46 @@ def build_layout(
 
 
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
-def _count_cells(users, items, item_stratum, n_strata, count):
-    # count[u * S + c] += 1 for every rating of user u on an item of stratum c.
-    for t in range(users.shape[0]):
-        count[np.int64(users[t]) * n_strata + item_stratum[items[t]]] += 1
+def _count_cells_worker(
+    counter, n_tasks, users, items, user_stratum, item_stratum, n_strata, count, block_count
+):  # fmt: skip
+    # Chunk c of the ratings: count[c, u * S + s] += 1 for each rating of user u on an
+    # item of stratum s, and block_count[c, block] += 1.
+    while True:
+        c = claim(counter, 0)
+        if c >= n_tasks:
+            break
+        cells = count[c]
+        blocks = block_count[c]
+        start, stop = chunk_bounds(c, n_tasks, users.shape[0])
+        for t in range(start, stop):
+            u = np.int64(users[t])
+            s = item_stratum[items[t]]
+            cells[u * n_strata + s] += 1
+            blocks[user_stratum[u] * n_strata + s] += 1
 
 
 @njit(cache=True, nogil=True, no_cfunc_wrapper=True)
-def _bucket_by_block(
-    users, items, ratings, user_stratum, item_stratum, n_strata, fill, out_users, out_items,
-    out_ratings,
+def _bucket_by_block_worker(
+    counter, n_tasks, users, items, ratings, user_stratum, item_stratum, n_strata, fill,
+    out_users, out_items, out_ratings,
 ):  # fmt: skip
-    # Stable bucketing of the ratings by block; fill[b] is block b's next free slot.
-    for t in range(users.shape[0]):
-        u = users[t]
-        b = np.int64(user_stratum[u]) * n_strata + item_stratum[items[t]]
-        p = fill[b]
-        out_users[p] = u
-        out_items[p] = items[t]
-        out_ratings[p] = ratings[t]
-        fill[b] = p + 1
+    # Stable bucketing of chunk c of the ratings by block; fill[c, b] is chunk c's next
+    # free slot in block b (its part of the block follows the earlier chunks' parts).
+    while True:
+        c = claim(counter, 0)
+        if c >= n_tasks:
+            break
+        slots = fill[c]
+        start, stop = chunk_bounds(c, n_tasks, users.shape[0])
+        for t in range(start, stop):
+            u = users[t]
+            b = np.int64(user_stratum[u]) * n_strata + item_stratum[items[t]]
+            p = slots[b]
+            out_users[p] = u
+            out_items[p] = items[t]
+            out_ratings[p] = ratings[t]
+            slots[b] = p + 1
 
 
 def sgd_epoch_grouped_reference(

@@ -169,7 +169,7 @@ class ALS(FactorModel):
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
         from mfrec._threads import numba_threads
         from mfrec.kernels.als import als_solve_rows, row_sse
-        from mfrec.models.sgd import epoch_zero
+        from mfrec.models.baseline import epoch_zero
 
         rng = check_random_state(self.random_state)
         dtype = np.dtype(self.dtype)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 import numpy as np
 
 from mfrec._params import Constraint, Integer, Real
+from mfrec._threads import numba_threads
 from mfrec.data.ratings import Ratings
 from mfrec.models.base import FactorModel, ValidationData
 
@@ -24,6 +26,39 @@ def baseline_biases(
     for _ in range(n_epochs):
         sweep()
     return sweep.bu, sweep.bi
+
+
+def epoch_zero(
+    model: FactorModel, train: Ratings, dtype, validation: ValidationData | None
+) -> tuple[bool, dict[str, np.ndarray] | None]:
+    """``init_biases`` and ``baseline_fallback`` of a biased model (SGD, SVD++, ALS)
+    whose biases were just set to 0: sets them to the bias baseline's solution where the
+    start is the baseline (``init_biases="baseline"``, or ``baseline_fallback`` with
+    ``n_epochs=0``: the refit after early stopping chose epoch 0). Returns
+    ``(score_start, start_arrays)`` for :meth:`FactorModel._run_epochs`: whether epoch 0
+    is a candidate, and the biases it has if they are not the start's
+    (``baseline_fallback`` from a start at 0). The fallback's baseline is solved only for
+    a run that scores epoch 0 (validation data and ``patience``): the refit after early
+    stopping, or a run of all ``n_epochs``, never uses it, and at 10M ratings it costs
+    seconds."""
+    baseline_start = getattr(model, "init_biases", "zero") == "baseline"
+    fallback = bool(getattr(model, "baseline_fallback", False))
+    if model.user_bias_ is None or not (baseline_start or fallback):
+        return False, None
+    scored = validation is not None and getattr(model, "patience", None) is not None
+    if not (baseline_start or model.n_epochs == 0 or scored):
+        return False, None
+    # A model with its own thread setting solves on it; one without (SVD++) on the
+    # threads its caller set.
+    threads = (
+        numba_threads(model.n_threads) if hasattr(model, "n_threads") else contextlib.nullcontext()
+    )
+    with threads:
+        user, item = baseline_biases(train, model.global_mean_)
+    if baseline_start or model.n_epochs == 0:
+        model.user_bias_[:], model.item_bias_[:] = user, item
+        return True, None
+    return True, {"user_bias_": user.astype(dtype), "item_bias_": item.astype(dtype)}
 
 
 class _BiasSweep:

@@ -216,7 +216,8 @@ class SVDpp(FactorModel):
     def _fit(self, train: Ratings, validation: ValidationData | None, callback: Any) -> None:
         from mfrec._threads import threads_for_work
         from mfrec.kernels.svdpp import effective_user_factors, shuffle_epoch, svdpp_epoch
-        from mfrec.models.sgd import count_aware_penalty, epoch_zero, unit_steps
+        from mfrec.models.baseline import epoch_zero
+        from mfrec.models.sgd import count_aware_penalty, unit_steps
 
         rng = check_random_state(self.random_state)
         dtype = np.dtype(self.dtype)
