@@ -480,6 +480,69 @@ def test_layout_does_not_depend_on_how_its_passes_are_chunked(planted, monkeypat
     assert np.array_equal(train.item_index[in_group], chunked.items[start:stop])
 
 
+@pytest.mark.parametrize(
+    ("cls", "settings"),
+    [
+        (BiasedMF, {}),  # AdaGrad, early stopping on a held-out slice, epoch-0 fallback
+        (BiasedMF, {"optimizer": "sgd", "reg_row": 0.5, "patience": None, "n_epochs": 4}),
+        (BiasedMF, {"init_biases": "baseline", "n_epochs": 6}),
+        (FunkSVD, {}),
+    ],
+)
+def test_training_in_strata_order_gives_the_input_order_model(planted, monkeypatch, cls, settings):
+    """A fit trains on users and items renumbered stratum by stratum (TrainingOrder):
+    the same model, bit for bit, and the same history as training in the input order,
+    and the arrays come back in the order of the ids."""
+    import mfrec.models.sgd as sgd
+
+    _, fold = planted
+    kwargs = {"random_state": 4, "n_factors": 5, **settings}
+    relabelled = cls(**kwargs).fit(fold.train, validation=fold.test)
+    held_out = cls(**kwargs).fit(fold.train)
+    calls = []
+
+    def input_order(train, n_strata, rng, dtype=np.float32):
+        calls.append(n_strata)
+        return sgd.grouped_layout(train, n_strata, rng, dtype), None
+
+    monkeypatch.setattr(sgd, "strata_layout", input_order)
+    plain = cls(**kwargs).fit(fold.train, validation=fold.test)
+    plain_held_out = cls(**kwargs).fit(fold.train)
+    assert calls and all(s > 1 for s in calls)
+    for a, b in ((relabelled, plain), (held_out, plain_held_out)):
+        for key in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+            x, y = getattr(a, key), getattr(b, key)
+            assert (x is None and y is None) or np.array_equal(x, y), key
+        strip = [{k: v for k, v in r.items() if k != "seconds"} for r in a.history_]
+        assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.history_]
+        assert a.best_epoch_ == b.best_epoch_
+        assert "_training_order" not in a.__dict__
+    np.testing.assert_array_equal(
+        relabelled.predict_ratings(fold.test), plain.predict_ratings(fold.test)
+    )
+
+
+def test_the_model_refuses_to_predict_while_training_in_strata_order(planted):
+    """Mid-fit the arrays are in training order: a callback that predicts gets a clear
+    error instead of scores of the wrong rows; the fit itself is unaffected."""
+    from mfrec.exceptions import NotFittedError
+
+    _, fold = planted
+    errors = []
+    model = BiasedMF(random_state=0, n_epochs=3, patience=None)
+
+    def peek(record):
+        try:
+            model.predict_ratings(fold.test)
+        except NotFittedError as error:
+            errors.append(str(error))
+
+    model.fit(fold.train, callback=peek)
+    assert len(errors) == 3 and "being fitted" in errors[0] and "callback" in errors[0]
+    same = BiasedMF(random_state=0, n_epochs=3, patience=None).fit(fold.train)
+    np.testing.assert_array_equal(model.predict_ratings(fold.test), same.predict_ratings(fold.test))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_initial_factors_are_the_generator_draws_on_cache_line_aligned_rows(dtype):
     from mfrec.models.sgd import init_factors

@@ -804,6 +804,13 @@ class FactorModel(FoldIn, TopN, Recommender):
         # Every public method passes here: an O(1) check that the arrays the kernels
         # index agree with the vocabularies (kernels do not check bounds themselves).
         super()._check_fitted()
+        if self.__dict__.get("_training_order") is not None:
+            raise NotFittedError(
+                f"this {type(self).__name__} is being fitted: until fit returns, its "
+                "learned arrays are in training order, not in the order of its user and "
+                "item ids. Read the epoch record a fit callback receives instead, or "
+                "predict after fit returns"
+            )
         n_users, n_items = len(self.users_), len(self.items_)
         p, q = getattr(self, "user_factors_", None), getattr(self, "item_factors_", None)
         problem = None

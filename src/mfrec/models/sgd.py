@@ -128,6 +128,13 @@ class _SGDFactorModel(FactorModel):
         for acc in (acc_users, acc_items):
             acc[:, 0], acc[:, 1] = unit.acc_factors, unit.acc_bias
 
+        order: TrainingOrder | None = None  # set with the layout
+
+        def in_input_order(rows_in_training_order: np.ndarray, rows: str) -> np.ndarray:
+            if order is None:
+                return rows_in_training_order
+            return order.to_input(rows_in_training_order, rows)
+
         def epoch(_: int) -> dict[str, float]:
             seeds = rng.integers(0, 2**63 - 1, size=n_blocks, dtype=np.int64)
             sse = sgd_epoch_grouped(
@@ -135,12 +142,17 @@ class _SGDFactorModel(FactorModel):
                 bu, bi, mu, *steps, use_bias, acc_users, acc_items, adaptive,
                 extra_users, extra_items,
             )  # fmt: skip
-            sq_users, sq_items = _row_sq(self.user_factors_), _row_sq(self.item_factors_)
+            # The objective summed in the input's row order (the same bits either way).
+            sq_users = in_input_order(_row_sq(self.user_factors_), "users")
+            sq_items = in_input_order(_row_sq(self.item_factors_), "items")
             penalty = reg * (user_counts @ sq_users + item_counts @ sq_items)
             penalty += reg_row * (sq_users.sum(dtype=np.float64) + sq_items.sum(dtype=np.float64))
             if use_bias:
-                penalty += reg_bias * (user_counts @ (bu * bu) + item_counts @ (bi * bi))
-                penalty += reg_bias_row * (bu @ bu + bi @ bi)
+                bu_in, bi_in = in_input_order(bu, "users"), in_input_order(bi, "items")
+                penalty += reg_bias * (
+                    user_counts @ (bu_in * bu_in) + item_counts @ (bi_in * bi_in)
+                )
+                penalty += reg_bias_row * (bu_in @ bu_in + bi_in @ bi_in)
             return {"train_loss": float((sse + penalty) / n), "train_rmse": float(np.sqrt(sse / n))}
 
         # Tiny data on a busy machine: waking a thread pool every epoch costs far more
@@ -151,17 +163,59 @@ class _SGDFactorModel(FactorModel):
         small = self.n_strata == 1 or sweep_threads(self.n_threads, n, k) == 1
         with numba_threads(1 if small else self.n_threads, work=n * k):
             with threads_for_work(n):  # the layout's scatter: a one-off region of n
-                layout = grouped_layout(train, self.n_strata, rng, dtype)
-            self._run_epochs(
-                self.n_epochs,
-                epoch,
-                validation,
-                callback,
-                self.patience,
-                epoch_work=n * k,
-                score_start=score_start,
-                start_arrays=start_arrays,
-            )
+                layout, order = strata_layout(train, self.n_strata, rng, dtype)
+            # Train in the layout's row order (TrainingOrder): every array indexed by
+            # user or item follows it until the epochs are done.
+            if order is not None:
+                bu, bi, acc_users, acc_items, extra_users, extra_items = (
+                    order.to_training(a, rows)
+                    for a, rows in zip(
+                        (bu, bi, acc_users, acc_items, extra_users, extra_items),
+                        ("users", "items") * 3,
+                        strict=True,
+                    )
+                )
+                if start_arrays is not None:
+                    start_arrays = {
+                        key: order.to_training(value, "users" if key == "user_bias_" else "items")
+                        for key, value in start_arrays.items()
+                    }
+                validation = None if validation is None else order.validation(validation)
+                self._enter_training_order(order, bu, bi)
+            try:
+                self._run_epochs(
+                    self.n_epochs,
+                    epoch,
+                    validation,
+                    callback,
+                    self.patience,
+                    epoch_work=n * k,
+                    score_start=score_start,
+                    start_arrays=start_arrays,
+                )
+            finally:
+                if order is not None:
+                    self._leave_training_order(order)
+
+    def _enter_training_order(self, order: TrainingOrder, bu: np.ndarray, bi: np.ndarray) -> None:
+        """Put the learned arrays in ``order`` (the biases already are: ``bu``, ``bi``).
+        Until :meth:`_leave_training_order`, public methods refuse (the ids would not
+        match the rows)."""
+        self.user_factors_ = order.to_training(self.user_factors_, "users")
+        self.item_factors_ = order.to_training(self.item_factors_, "items")
+        if self.user_bias_ is not None:
+            self.user_bias_, self.item_bias_ = bu, bi
+        self._training_order = order
+
+    def _leave_training_order(self, order: TrainingOrder) -> None:
+        for key, rows in (
+            ("user_factors_", "users"), ("item_factors_", "items"),
+            ("user_bias_", "users"), ("item_bias_", "items"),
+        ):  # fmt: skip
+            value = getattr(self, key, None)
+            if value is not None:
+                setattr(self, key, order.to_input(value, rows))
+        del self._training_order
 
 
 class GroupedLayout(NamedTuple):
@@ -179,32 +233,119 @@ def grouped_layout(
     train: Ratings, n_strata: int, rng: np.random.Generator, dtype=np.float32
 ) -> GroupedLayout:
     """Deal users and items at random into ``n_strata`` strata each and store the
-    ratings block by block, each block grouped by user (see :mod:`mfrec.kernels.sgd`).
+    ratings block by block, each block grouped by user (see :mod:`mfrec.kernels.sgd`),
+    in the input's user and item numbering (training uses :func:`strata_layout`).
 
     Costs 8 bytes per rating (items + values) plus a few per user and block; built in
     one counting pass and two scatter passes (:func:`mfrec.kernels.sgd.build_layout`)."""
+    user_stratum, item_stratum = _deal_strata(train, n_strata, rng)
+    return _layout(train.user_index, train.item_index, train.rating, user_stratum,
+                   item_stratum, n_strata, dtype)  # fmt: skip
+
+
+def _deal_strata(
+    train: Ratings, n_strata: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    if n_strata == 1:
+        return np.zeros(train.n_users, dtype=np.int32), np.zeros(train.n_items, dtype=np.int32)
+    user_stratum = (rng.permutation(train.n_users) % n_strata).astype(np.int32)
+    item_stratum = (rng.permutation(train.n_items) % n_strata).astype(np.int32)
+    return user_stratum, item_stratum
+
+
+def _layout(users, items, ratings, user_stratum, item_stratum, n_strata, dtype) -> GroupedLayout:
     from mfrec.kernels.sgd import build_layout
 
-    if n_strata == 1:
-        user_stratum = np.zeros(train.n_users, dtype=np.int32)
-        item_stratum = np.zeros(train.n_items, dtype=np.int32)
-    else:
-        user_stratum = (rng.permutation(train.n_users) % n_strata).astype(np.int32)
-        item_stratum = (rng.permutation(train.n_items) % n_strata).astype(np.int32)
-    items = np.empty(len(train), dtype=np.int32)
-    ratings = np.empty(len(train), dtype=dtype)
+    out_items = np.empty(len(users), dtype=np.int32)
+    out_ratings = np.empty(len(users), dtype=dtype)
     group_user, group_start, block_group_ptr = build_layout(
-        train.user_index, train.item_index, train.rating, user_stratum, item_stratum,
-        n_strata, items, ratings,
-    )  # fmt: skip
+        users, items, ratings, user_stratum, item_stratum, n_strata, out_items, out_ratings
+    )
     return GroupedLayout(
         group_user=group_user,
         group_start=group_start,
         block_group_ptr=block_group_ptr,
         group_order=np.arange(len(group_user), dtype=np.int32),
-        items=items,
-        ratings=ratings,
+        items=out_items,
+        ratings=out_ratings,
     )
+
+
+class TrainingOrder(NamedTuple):
+    """Rows renumbered so that each stratum's users (items) are contiguous, in their
+    original order inside the stratum (as LIBMF trains on its shuffled grid).
+
+    A block of the stratified schedule then reads and writes one contiguous 1/S of the
+    factor rows instead of rows scattered over all of them: at 10M ratings the rows a
+    block touches stay in the L2 cache, and one epoch at 64 factors took 14-15% less
+    time on one thread and on two (bench machine, 2 cores). The arithmetic is the
+    same, rating by rating, so the model is too (tests/models/test_sgd.py trains in the
+    input order beside it)."""
+
+    user_order: np.ndarray  # training row -> input row
+    user_position: np.ndarray  # input row -> training row
+    item_order: np.ndarray
+    item_position: np.ndarray
+
+    @classmethod
+    def of(cls, user_stratum: np.ndarray, item_stratum: np.ndarray) -> TrainingOrder:
+        orders = []
+        for stratum in (user_stratum, item_stratum):
+            order = np.argsort(stratum, kind="stable").astype(np.int32)
+            position = np.empty_like(order)
+            position[order] = np.arange(len(order), dtype=np.int32)
+            orders += [order, position]
+        return cls(*orders)
+
+    def to_training(self, rows_in_input_order: np.ndarray, rows: str) -> np.ndarray:
+        """An array with one entry (row) per user or item (``rows``), in training order
+        (empty arrays unchanged); factor matrices stay aligned (:func:`aligned_empty`)."""
+        order = self.user_order if rows == "users" else self.item_order
+        return _take_rows(rows_in_input_order, order)
+
+    def to_input(self, rows_in_training_order: np.ndarray, rows: str) -> np.ndarray:
+        position = self.user_position if rows == "users" else self.item_position
+        return _take_rows(rows_in_training_order, position)
+
+    def validation(self, data: ValidationData) -> ValidationData:
+        """Validation pairs renumbered to training rows (``-1``, unknown, kept)."""
+        return ValidationData(
+            _renumber(data.user_index, self.user_position),
+            _renumber(data.item_index, self.item_position),
+            data.rating,
+        )
+
+
+def _take_rows(a: np.ndarray, index: np.ndarray) -> np.ndarray:
+    if len(a) == 0:
+        return a
+    out = aligned_empty(a.shape, a.dtype) if a.ndim == 2 else np.empty_like(a)
+    np.take(a, index, axis=0, out=out)
+    return out
+
+
+def _renumber(index: np.ndarray, position: np.ndarray) -> np.ndarray:
+    known = index >= 0
+    return np.where(known, position[np.where(known, index, 0)], -1).astype(np.int32)
+
+
+def strata_layout(
+    train: Ratings, n_strata: int, rng: np.random.Generator, dtype=np.float32
+) -> tuple[GroupedLayout, TrainingOrder | None]:
+    """The layout of :func:`grouped_layout` (the same strata, the same draws) over
+    users and items renumbered in :class:`TrainingOrder`, and that order (None with one
+    stratum: nothing to renumber)."""
+    user_stratum, item_stratum = _deal_strata(train, n_strata, rng)
+    if n_strata == 1:
+        return _layout(train.user_index, train.item_index, train.rating, user_stratum,
+                       item_stratum, n_strata, dtype), None  # fmt: skip
+    order = TrainingOrder.of(user_stratum, item_stratum)
+    layout = _layout(
+        order.user_position[train.user_index], order.item_position[train.item_index],
+        train.rating, user_stratum[order.user_order], item_stratum[order.item_order],
+        n_strata, dtype,
+    )  # fmt: skip
+    return layout, order
 
 
 def init_factors(rng: np.random.Generator, shape: tuple[int, int], std: float, dtype) -> np.ndarray:
