@@ -212,6 +212,29 @@ def test_full_batch_sweeps_stay_on_one_thread_while_the_machine_is_busy(
     assert seen == [2] * 6
 
 
+@pytest.mark.parametrize("name", ["biased-mf", "als", "gd-mf", "svdpp"])
+def test_epochs_run_numpy_on_one_blas_thread(name):
+    """Inside the epochs NumPy's BLAS runs on one thread (the objective's dot products,
+    the validation RMSE): OpenBLAS's helpers spin after a threaded call and took CPU
+    from the kernel's own threads (bench/contention.py at 10M). Outside a fit the BLAS
+    pool is as it was."""
+    from threadpoolctl import threadpool_info
+
+    from mfrec.models import get_model_class
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before = blas_threads()
+    ratings = make_ratings(n_users=120, n_items=80, density=0.2, random_state=1).ratings
+    inside = []
+    get_model_class(name)(n_epochs=2, patience=None, random_state=0).fit(
+        ratings, callback=lambda record: inside.append(blas_threads())
+    )
+    assert inside == [{1}, {1}]
+    assert blas_threads() == before
+
+
 def run_schedule(tuner: EpochThreads, cost: dict[int, float], epochs: int) -> list[int]:
     seen = []
     for _ in range(epochs):

@@ -338,7 +338,7 @@ class Recommender:
 
         import mfrec.kernels  # noqa: F401  (the OpenMP wait policy, before threads start)
         from mfrec._compile import current_seconds
-        from mfrec._threads import EpochThreads, is_automatic
+        from mfrec._threads import EpochThreads, blas_threads, is_automatic
 
         threads = EpochThreads(
             numba.get_num_threads(),
@@ -368,34 +368,39 @@ class Recommender:
             start_state = snapshot()
             for key, value in current.items():
                 setattr(self, key, value)
-        try:
-            for e in range(1, n_epochs + 1):
-                n_threads = threads.next()
-                numba.set_num_threads(n_threads)
-                started, compiling = time.perf_counter(), current_seconds()
-                record: dict[str, Any] = {"epoch": e, **epoch(e)}
-                self._check_finite(e, record)
-                if validation is not None:
-                    record["val_rmse"] = _rmse(
-                        validation.rating,
-                        self._predict_indices(validation.user_index, validation.item_index),
-                    )
-                elapsed = time.perf_counter() - started - (current_seconds() - compiling)
-                record["seconds"] = max(0.0, elapsed)
-                threads.record(n_threads, record["seconds"])
-                self.history_.append(record)
-                logger.debug("%s %s", type(self).__name__, record)
-                if callback is not None and callback(record) is False:
-                    break
-                if patience is not None:
-                    if record["val_rmse"] < best_rmse:
-                        best_rmse, best_epoch = record["val_rmse"], e
-                        best_state = snapshot()
-                    elif e - best_epoch >= patience and (best_rmse < start_rmse or not wait):
-                        logger.info("early stop after epoch %d (best epoch %d)", e, best_epoch)
+        # The epochs' own NumPy work (objective terms, validation RMSE) runs on one BLAS
+        # thread: OpenBLAS's helpers keep spinning after a threaded dot product and took
+        # 0.1 s of CPU per 10M-rating SGD epoch from the kernel's two threads (a 0.4 s
+        # epoch; on 2 cores the fit then misread the machine as busy).
+        with blas_threads(1):
+            try:
+                for e in range(1, n_epochs + 1):
+                    n_threads = threads.next()
+                    numba.set_num_threads(n_threads)
+                    started, compiling = time.perf_counter(), current_seconds()
+                    record: dict[str, Any] = {"epoch": e, **epoch(e)}
+                    self._check_finite(e, record)
+                    if validation is not None:
+                        record["val_rmse"] = _rmse(
+                            validation.rating,
+                            self._predict_indices(validation.user_index, validation.item_index),
+                        )
+                    elapsed = time.perf_counter() - started - (current_seconds() - compiling)
+                    record["seconds"] = max(0.0, elapsed)
+                    threads.record(n_threads, record["seconds"])
+                    self.history_.append(record)
+                    logger.debug("%s %s", type(self).__name__, record)
+                    if callback is not None and callback(record) is False:
                         break
-        finally:
-            numba.set_num_threads(outer_threads)
+                    if patience is not None:
+                        if record["val_rmse"] < best_rmse:
+                            best_rmse, best_epoch = record["val_rmse"], e
+                            best_state = snapshot()
+                        elif e - best_epoch >= patience and (best_rmse < start_rmse or not wait):
+                            logger.info("early stop after epoch %d (best epoch %d)", e, best_epoch)
+                            break
+            finally:
+                numba.set_num_threads(outer_threads)
         if start_state is not None and start_rmse <= best_rmse:
             best_state, best_epoch = start_state, 0
         if best_state is not None and best_epoch != len(self.history_):
