@@ -76,7 +76,7 @@ REPEATS = {"ml-100k": 6, "1M": 2, "10M": 4}  # even: the arms alternate which ru
 # VM two-thread epochs alternate between about 0.4 and 0.65 s for minutes at a time
 # (one-thread epochs stay within 10%), and one slow pair put the quiet row at 1.42x
 # while six interleaved pairs of the same code gave 1.50x.
-TOP_N_CALLS = 9  # per top-n measurement (its median)
+TOP_N_CALLS = 9  # per top-n sample at least (its median); more where 9 take < 0.5 s
 #: A sample is the mean of as many fits as take this long (warm, quiet): a 0.1 s fit
 #: beside 2 CPU-bound processes on 2 cores took either about 0.10 or 0.15-0.23 s,
 #: whichever the scheduler gave it, in both arms alike (SVD++ on ML-100K, 10 interleaved
@@ -105,19 +105,23 @@ def load(size: str):
     ).ratings
 
 
-def run(name: str, settings: dict[str, Any], ratings, threads: int | None) -> float:
+def run(
+    name: str, settings: dict[str, Any], ratings, threads: int | None, calls: int = TOP_N_CALLS
+) -> float:
     """Seconds of one fit (or, for top-n, of recommending 10 items to every user: the
-    median of TOP_N_CALLS calls)."""
+    median of ``calls`` calls)."""
     from mfrec.models import BiasedMF, get_model_class
 
     if name == "top-n":
-        # Tens of milliseconds at ML-100K, where one time slice lost to another process
-        # is a third of the call: the median of TOP_N_CALLS calls.
+        # Ten milliseconds at ML-100K, where one time slice lost to another process is
+        # a third of the call: the median of as many calls as take MIN_SAMPLE_SECONDS
+        # (nine consecutive calls, 0.1 s, shared the scheduler's mood: with 2 hogs a
+        # sample's median was either 9-13 or 18-24 ms, in both arms alike).
         model = BiasedMF(n_epochs=1, random_state=0, n_threads=threads).fit(ratings)
         users = model.users_.to_array()
         seconds = []
         with _numba_threads(threads):
-            for _ in range(TOP_N_CALLS):
+            for _ in range(calls):
                 started = time.perf_counter()
                 model.recommend(users, n=10)
                 seconds.append(time.perf_counter() - started)
@@ -174,11 +178,13 @@ def main() -> None:
         }
         # Warm-up (kernels compiled / loaded), and each model's fits per sample: as many
         # as take MIN_SAMPLE_SECONDS warm, the same count in both arms.
-        fits = {}
+        fits, calls = {}, TOP_N_CALLS
         for name, settings in models.items():
             run(name, settings, ratings, None)
             warm = run(name, settings, ratings, None)
             fits[name] = 1 if name == "top-n" else max(1, math.ceil(MIN_SAMPLE_SECONDS / warm))
+            if name == "top-n":
+                calls = max(TOP_N_CALLS, math.ceil(MIN_SAMPLE_SECONDS / warm))
         repeats = args.repeats or REPEATS[size]
         for n_hogs in (int(h) for h in args.hogs.split(",")):
             hogs = start_hogs(n_hogs)
@@ -195,7 +201,7 @@ def main() -> None:
                             threads = None if label == "default" else 1
                             gc.collect()  # the last fit's garbage, not collected inside this one
                             seconds = float(np.mean([
-                                run(name, settings, ratings, threads)
+                                run(name, settings, ratings, threads, calls)
                                 for _ in range(fits[name])
                             ]))  # fmt: skip
                             load1 = os.getloadavg()[0]
@@ -212,7 +218,8 @@ def main() -> None:
                 row = {"data": size, "n_ratings": len(ratings), "model": name, "hogs": n_hogs,
                        "default_s": default, "one_thread_s": one, "ratio": default / one,
                        "load1_median": float(np.median(loads)), "repeats": repeats,
-                       "fits_per_sample": fits[name]}  # fmt: skip
+                       "fits_per_sample": fits[name],
+                       "calls_per_sample": calls if name == "top-n" else None}  # fmt: skip
                 control = ""
                 if args.control:
                     again = float(np.median(times[(name, "one again")]))
