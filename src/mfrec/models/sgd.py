@@ -277,10 +277,10 @@ class TrainingOrder(NamedTuple):
 
     A block of the stratified schedule then reads and writes one contiguous 1/S of the
     factor rows instead of rows scattered over all of them: at 10M ratings the rows a
-    block touches stay in the L2 cache, and one epoch at 64 factors took 14-15% less
-    time on one thread and on two (bench machine, 2 cores). The arithmetic is the
-    same, rating by rating, so the model is too (tests/models/test_sgd.py trains in the
-    input order beside it)."""
+    block touches stay in the L2 cache (epoch times in both orders, side by side:
+    ``bench/training_order.py``, docs/performance.md). The arithmetic is the same,
+    rating by rating, so the model is too (tests/models/test_sgd.py trains in the input
+    order beside it)."""
 
     user_order: np.ndarray  # training row -> input row
     user_position: np.ndarray  # input row -> training row
@@ -372,8 +372,7 @@ def aligned_empty(shape: tuple[int, ...], dtype, align: int = CACHE_LINE) -> np.
     numpy only guarantees 16-byte alignment: a factor row of 64 float32 (256 bytes) then
     usually spans five cache lines instead of four and shares its first and last with
     the neighbouring rows, which parallel SGD updates from other threads (false
-    sharing). Measured on 10M ratings at 64 factors, one SGD epoch on two threads:
-    aligned rows 3-8% faster (bench machine, 2 cores)."""
+    sharing)."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     buffer = np.empty(size + align, dtype=np.uint8)
