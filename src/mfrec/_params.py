@@ -44,7 +44,8 @@ class Interval(Constraint):
     """A number in ``[low, high]``; ``open_low``/``open_high`` exclude the ends.
 
     ``low`` or ``high`` of None means unbounded on that side. ``integer`` requires an int.
-    ``none_ok`` also accepts None (e.g. "no limit").
+    ``none_ok`` also accepts None (e.g. "no limit"); ``auto_ok`` the string ``"auto"``
+    (the model estimates the value from the data).
     """
 
     low: float | None = None
@@ -53,6 +54,7 @@ class Interval(Constraint):
     open_high: bool = False
     integer: bool = False
     none_ok: bool = False
+    auto_ok: bool = False
 
     def describe(self) -> str:
         kind = "an int" if self.integer else "a number"
@@ -61,10 +63,12 @@ class Interval(Constraint):
         left = "(" if self.open_low or self.low is None else "["
         right = ")" if self.open_high or self.high is None else "]"
         text = f"{kind} in {left}{lo}, {hi}{right}"
-        return text + (" or None" if self.none_ok else "")
+        return text + (" or None" if self.none_ok else "") + (" or 'auto'" if self.auto_ok else "")
 
     def check(self, name: str, value: Any) -> None:
         if value is None and self.none_ok:
+            return
+        if self.auto_ok and isinstance(value, str) and value == "auto":
             return
         ok_type = _is_int(value) if self.integer else _is_real(value)
         if not ok_type or (not self.integer and not math.isfinite(float(value))):
@@ -80,6 +84,8 @@ class Interval(Constraint):
     def parse(self, text: str) -> Any:
         if self.none_ok and text.lower() in {"none", "null"}:
             return None
+        if self.auto_ok and text.lower() == "auto":
+            return "auto"
         try:
             return int(text) if self.integer else float(text)
         except ValueError:

@@ -22,6 +22,11 @@ def _rmse(model, fold) -> float:
     return float(np.sqrt(np.mean((predicted - fold.test.rating) ** 2)))
 
 
+def _epoch_zero() -> BiasBaseline:
+    """The bias model that is epoch 0 of the biased iterative models."""
+    return BiasBaseline(reg_user="auto", reg_item="auto")
+
+
 def _planted(rank: int, seed: int, noise_std: float = 0.9, **extra):
     data = make_ratings(
         n_users=800, n_items=500, n_ratings=16_000, n_factors=rank, noise_std=noise_std,
@@ -49,7 +54,7 @@ def test_zero_epochs_from_the_baseline_is_the_bias_baseline(cls, scale):
     initial factor product."""
     extra = {} if scale is None else {"scale": scale, "round_to": 1.0, "global_mean": 6.0}
     fold = _planted(3, 5, **extra)
-    baseline = BiasBaseline().fit(fold.train)
+    baseline = _epoch_zero().fit(fold.train)
     model = cls(n_epochs=0, patience=None, init_biases="baseline", random_state=0)
     model.fit(fold.train)
     assert model.history_ == [] and model.best_epoch_ == 0
@@ -78,7 +83,7 @@ def test_no_structure_from_the_baseline_start_keeps_it(cls, structure_free):
     it on the held-out slice: the model is the bias baseline (best epoch 0, a refit of 0
     epochs), within 0.05% of its test RMSE."""
     fold = structure_free
-    baseline = _rmse(BiasBaseline().fit(fold.train), fold)
+    baseline = _rmse(_epoch_zero().fit(fold.train), fold)
     model = cls(random_state=0, init_biases="baseline").fit(fold.train)
     assert model.best_epoch_ == 0
     assert model.history_ == [], "the refit ran no epoch"
@@ -95,9 +100,9 @@ def test_no_structure_the_fallback_is_a_choice_on_the_slice(cls, structure_free)
     (a bias model of the SGD's own, the factors still tiny): best_epoch_ 0 exactly when
     epoch 0 scored best, and then the model is the bias baseline. On these two data sets
     the slice keeps epoch 0 on the second (data seed 2) and prefers epoch 3-4 on the
-    first (where that bias model is also within 0.11% of the baseline on the test)."""
+    first (where that bias model is within 0.25% of epoch 0's on the test)."""
     fold = structure_free
-    baseline = _rmse(BiasBaseline().fit(fold.train), fold)
+    baseline = _rmse(_epoch_zero().fit(fold.train), fold)
     model = cls(random_state=0).fit(fold.train)
     selection = [r["val_rmse"] for r in model.validation_history_]
     if model.start_val_rmse_ <= min(selection):
@@ -106,7 +111,7 @@ def test_no_structure_the_fallback_is_a_choice_on_the_slice(cls, structure_free)
     else:
         assert selection[model.best_epoch_ - 1] == min(selection)
         assert len(model.history_) == model.best_epoch_
-        assert _rmse(model, fold) <= 1.002 * baseline
+        assert _rmse(model, fold) <= 1.003 * baseline
     if STRUCTURE_FREE_SEED[id(fold)] == 2:
         assert model.best_epoch_ == 0
 
@@ -117,7 +122,7 @@ def test_structure_is_still_learned(cls):
     nothing (the same arrays as without it), and the run from the baseline start learns
     the structure too: best epoch > 0, test RMSE well below the bias baseline's."""
     fold = _planted(3, 4, noise_std=0.4)
-    baseline = _rmse(BiasBaseline().fit(fold.train), fold)
+    baseline = _rmse(_epoch_zero().fit(fold.train), fold)
     fallback = cls(random_state=0).fit(fold.train)
     plain = cls(random_state=0, baseline_fallback=False).fit(fold.train)
     assert fallback.best_epoch_ == plain.best_epoch_ > 0

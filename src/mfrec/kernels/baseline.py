@@ -69,3 +69,27 @@ def bias_half_sweep(rows, others, r, other_bias, denominator, out, partial):
 def bias_half_sweep_reference(rows, others, r, other_bias, denominator, out):
     """NumPy reference of :func:`bias_half_sweep`."""
     out[:] = np.bincount(rows, weights=r - other_bias[others], minlength=len(out)) / denominator
+
+
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
+def _chunk_squares_worker(counter, n_tasks, u, i, r, bu, bi, partial):
+    while True:
+        c = claim(counter, 0)
+        if c >= n_tasks:
+            break
+        acc = 0.0
+        start, stop = chunk_bounds(c, n_tasks, r.shape[0])
+        for k in range(start, stop):
+            e = r[k] - bu[u[k]] - bi[i[k]]
+            acc += e * e
+        partial[c] = acc
+
+
+def residual_sum_of_squares(u, i, r, bu, bi) -> float:
+    """``sum((r - bu[u] - bi[i]) ** 2)`` in one parallel pass (float64): each chunk of
+    :func:`n_chunks` sums its ratings in order and the chunk sums are added in chunk
+    order, so the result does not depend on the thread count. Runs on
+    ``numba.get_num_threads()`` threads."""
+    partial = np.zeros(n_chunks(len(r)))
+    run_workers(_chunk_squares_worker, len(partial), u, i, r, bu, bi, partial)
+    return float(partial.sum())
