@@ -23,7 +23,11 @@ The panel
 The rows
 --------
 Every mfrec model that predicts ratings (``mfrec.models.MODELS`` minus implicit
-feedback) at its defaults, seeded, including the global mean and the bias baseline;
+feedback) at its defaults, seeded, including the global mean and the bias baseline
+(``bias``: Koren's baseline predictor with Surprise's fixed 15 / 10 penalties, the
+reference every ratio is taken to); ``bias-auto``, the same model with its penalties
+estimated from the data (``reg_user="auto", reg_item="auto"``, empirical Bayes: what the
+biased iterative models fall back to as "epoch 0"), for reference, not graded;
 and the peers at *their* defaults: Surprise ``SVD()``, cornac ``MF()`` (its SGD backend)
 and LIBMF (the C library's ``mf_get_default_param``, 2 threads). Peers get a seed only
 where their default is unseeded (Surprise, cornac; cornac then trains on one thread).
@@ -121,6 +125,10 @@ QUICK_SETS = ("ml-100k", "syn-small-dense", "syn-1to10")
 REAL_SETS = ("ml-100k", "ml-latest-small")
 PEERS = ("surprise-svd", "cornac-mf", "libmf")
 BASELINES = ("global-mean", "bias")
+#: Reference rows that are not models of their own: name -> (mfrec model, parameters).
+REFERENCES: dict[str, tuple[str, dict[str, Any]]] = {
+    "bias-auto": ("bias", {"reg_user": "auto", "reg_item": "auto"}),
+}
 #: Threads for LIBMF (its C default is 12); mfrec models choose theirs from the work.
 LIBMF_THREADS = 2
 
@@ -182,13 +190,13 @@ def mfrec_rows() -> list[str]:
 
 
 class MfrecRow:
-    def __init__(self, name: str, seed: int) -> None:
+    def __init__(self, name: str, seed: int, params: dict[str, Any] | None = None) -> None:
         from mfrec.models import get_model_class
 
         cls = get_model_class(name)
         seeded = {"random_state": seed} if "random_state" in cls._param_names() else {}
         fixed = {k: v for k, v in PARAMS.items() if k in cls._param_names()}
-        self.model = cls(**seeded, **fixed)
+        self.model = cls(**{**seeded, **fixed, **(params or {})})
 
     def fit(self, train) -> None:
         self.model.fit(train)
@@ -321,6 +329,9 @@ def make_row(name: str, seed: int):
         return CornacMF(seed)
     if name == "libmf":
         return LibMF(seed)
+    if name in REFERENCES:
+        model, params = REFERENCES[name]
+        return MfrecRow(model, seed, params)
     return MfrecRow(name, seed)
 
 
@@ -492,7 +503,7 @@ def main() -> None:
     all_sets = [*REAL_SETS, *PANEL_SYNTHETIC]
     parser.add_argument("--sets", default=None, help=f"comma-separated subset of {all_sets}")
     parser.add_argument("--models", default=None, help="comma-separated rows (mfrec names, "
-                        f"{', '.join(PEERS)})")  # fmt: skip
+                        f"{', '.join([*REFERENCES, *PEERS])})")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="small sets, one fold each")
     parser.add_argument(
         "--param", action="append", default=[],
@@ -504,7 +515,7 @@ def main() -> None:
     for item in args.param:
         key, _, value = item.partition("=")
         PARAMS[key] = _guess(value)
-    everything = [*mfrec_rows(), *PEERS]
+    everything = [*mfrec_rows(), *REFERENCES, *PEERS]
     rows = args.models.split(",") if args.models else everything
     sets = args.sets.split(",") if args.sets else list(QUICK_SETS if args.quick else all_sets)
     unknown = [r for r in rows if r not in everything] + [s for s in sets if s not in all_sets]

@@ -50,6 +50,21 @@ def test_the_estimate_finds_the_planted_variance_ratios(user_std, item_std, nois
     assert reg_item == pytest.approx(noise**2 / item_std**2, rel=0.15)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_estimate_holds_on_rows_with_three_ratings(seed):
+    """12,000 ratings of 4,000 users and 2,000 items (3 per user, 6 per item), true
+    ratio 9 on both sides: within 40%. (EM with each side's variance taken given the
+    other side's biases ran off to penalties of 50-500 on such data.)"""
+    data = make_ratings(
+        n_users=4_000, n_items=2_000, n_ratings=12_000, n_factors=0, user_bias_std=0.3,
+        item_bias_std=0.3, noise_std=0.9, scale=None, round_to=None, missing="uniform",
+        random_state=seed,
+    ).ratings  # fmt: skip
+    reg_user, reg_item = empirical_bayes_regs(data, float(np.mean(data.rating)))
+    assert reg_user == pytest.approx(9.0, rel=0.4)
+    assert reg_item == pytest.approx(9.0, rel=0.4)
+
+
 def test_auto_beats_the_fixed_penalties_where_they_are_wrong():
     """Strong biases and little noise (true ratios 0.7 and 1.6): 15 / 10 over-shrink
     the biases of rows with few ratings, and the estimated penalties do clearly better

@@ -39,7 +39,7 @@ def _planted(rank: int, seed: int, noise_std: float = 0.9, **extra):
 STRUCTURE_FREE_SEED: dict[int, int] = {}
 
 
-@pytest.fixture(scope="module", params=[0, 2])
+@pytest.fixture(scope="module", params=[0, 4])
 def structure_free(request):
     fold = _planted(0, request.param)
     STRUCTURE_FREE_SEED[id(fold)] = request.param
@@ -99,7 +99,7 @@ def test_no_structure_the_fallback_is_a_choice_on_the_slice(cls, structure_free)
     held-out slice chooses between the bias baseline (epoch 0) and the run's best epoch
     (a bias model of the SGD's own, the factors still tiny): best_epoch_ 0 exactly when
     epoch 0 scored best, and then the model is the bias baseline. On these two data sets
-    the slice keeps epoch 0 on the second (data seed 2) and prefers epoch 3-4 on the
+    the slice keeps epoch 0 on the second (data seed 4) and prefers epoch 3-4 on the
     first (where that bias model is within 0.25% of epoch 0's on the test)."""
     fold = structure_free
     baseline = _rmse(_epoch_zero().fit(fold.train), fold)
@@ -112,7 +112,7 @@ def test_no_structure_the_fallback_is_a_choice_on_the_slice(cls, structure_free)
         assert selection[model.best_epoch_ - 1] == min(selection)
         assert len(model.history_) == model.best_epoch_
         assert _rmse(model, fold) <= 1.003 * baseline
-    if STRUCTURE_FREE_SEED[id(fold)] == 2:
+    if STRUCTURE_FREE_SEED[id(fold)] == 4:
         assert model.best_epoch_ == 0
 
 
@@ -178,7 +178,7 @@ def test_same_seed_same_model(cls):
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
     # And where epoch 0 is kept (the fallback on structure-free data).
-    flat = _planted(0, 2)
+    flat = _planted(0, 4)
     c, d = cls(random_state=0).fit(flat.train), cls(random_state=0).fit(flat.train)
     assert c.best_epoch_ == d.best_epoch_ == 0
     np.testing.assert_array_equal(c.item_factors_, d.item_factors_)
