@@ -38,8 +38,9 @@ from mfrec.models import ALS
 RANK, REG, ITERS = 10, 0.1, 10
 VARIANTS = {
     # Weighted-lambda only, as Spark (mfrec's default adds a fixed per-row part).
-    "mfrec ALS (no biases)": {"biased": False, "reg_row": 0.0},
-    "mfrec ALS (biased)": {"biased": True, "reg_row": 0.0, "reg_bias_row": 0.0},
+    # Every epoch, as Spark (no early stopping, mfrec's default since 2026-12-01).
+    "mfrec ALS (no biases)": {"biased": False, "reg_row": 0.0, "patience": None},
+    "mfrec ALS (biased)": {"biased": True, "reg_row": 0.0, "reg_bias_row": 0.0, "patience": None},
 }
 SPARK = "Spark ALS"
 

@@ -186,7 +186,7 @@ def test_threads_setting_reaches_models(small):
             seen.append(self.n_threads)
             super()._fit(train, validation, callback)
 
-    grid_search(Spy(n_epochs=1), {"n_factors": [2]}, small, folds=2, n_threads=1)
+    grid_search(Spy(n_epochs=1, patience=None), {"n_factors": [2]}, small, folds=2, n_threads=1)
     assert seen == [1, 1]
 
 

@@ -3,6 +3,7 @@ users, evaluation, and clear errors. One ML-100K fit is shared by most tests."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -31,7 +32,7 @@ def u1(ml100k_dir):
 def fitted(spark, to_spark, u1):
     """(Spark-fitted ALS, locally fitted ALS) on ML-100K u1, same data, seed, settings."""
     remote = fit_als(to_spark(u1.train), num_blocks=3, **SETTINGS)
-    local = ALS(**SETTINGS).fit(u1.train)
+    local = ALS(**SETTINGS, patience=None).fit(u1.train)  # every epoch, as on Spark
     return remote, local
 
 
@@ -186,7 +187,7 @@ def test_callback_stop_keeps_the_last_epoch(spark, small, implicit, blocks):
     # The factors travel with the messages between epochs: a fit stopped by its callback
     # after the second epoch must hand back that epoch's factors, on one block as on many.
     settings = {"n_factors": 4, "reg": 0.5, "random_state": 3}
-    model = ImplicitALS if implicit else ALS
+    model = ImplicitALS if implicit else functools.partial(ALS, patience=None)
     local = model(n_epochs=2, **settings).fit(
         mfrec.Ratings.from_frame(small, "user", "item", "rating")
     )
@@ -197,3 +198,12 @@ def test_callback_stop_keeps_the_last_epoch(spark, small, implicit, blocks):
     assert len(remote.history_) == 2
     np.testing.assert_allclose(remote.user_factors_, local.user_factors_, atol=1e-4)
     np.testing.assert_allclose(remote.item_factors_, local.item_factors_, atol=1e-4)
+
+
+def test_fit_als_refuses_early_stopping():
+    """Early stopping (the local ALS's default) needs a held-out slice and a refit; the
+    distributed fit runs every epoch, and says so rather than ignore ``patience``."""
+    from mfrec.exceptions import ParameterError
+
+    with pytest.raises(ParameterError, match="no early stopping on Spark"):
+        fit_als(None, patience=3)

@@ -59,7 +59,8 @@ class ALS(FactorModel):
         are shrunk more. None: 8 with ``biased=True`` (chosen on the search panel,
         docs/defaults.md), 0 without -- with no biases the factors carry the mean
         rating, and shrinking them towards 0 would pull predictions towards a rating of
-        0. 0 is ALS-WR / Spark (``ALS(biased=False, reg=0.1)`` is MLlib's explicit ALS).
+        0. 0 is ALS-WR / Spark (``ALS(biased=False, reg=0.1, patience=None)`` is MLlib's
+        explicit ALS).
     reg_bias_row : float, default 7
         The same for the biases (the pseudo-count of :class:`~mfrec.models.BiasBaseline`);
         0 is ALS-WR.
@@ -74,9 +75,13 @@ class ALS(FactorModel):
         Seeds the initial item factors, the only randomness.
     dtype : {"float32", "float64"}, default "float32"
         Storage type of the factors (every solve runs in float64).
-    patience : int or None, default None
-        With validation data, stop after this many epochs without a better validation
-        RMSE and keep the best epoch's factors.
+    patience : int or None, default 3
+        Early stopping: with validation data, stop after this many epochs without a
+        better validation RMSE and keep the best epoch's factors; without, find the best
+        epoch count on a held-out slice and refit (``validation_fraction``). None: run
+        all ``n_epochs``, as Spark does. On by default since the estimated bias baseline
+        became epoch 0: better on the search panel in the mean and the worst case
+        (docs/defaults.md, "ALS and epoch 0").
     validation_fraction : float in [0, 1), default 0.05
         Without validation data and with ``patience`` set, hold out this seeded share
         of the training ratings, find the best epoch count on it, then refit on all the
@@ -91,8 +96,9 @@ class ALS(FactorModel):
         when no epoch beats it on the validation data -- ``best_epoch_`` 0, and the refit
         on all the ratings runs 0 epochs (``n_epochs=0`` with this option is that
         model), as :class:`~mfrec.models.BiasedMF` does. Where an epoch beats it nothing
-        changes, bit for bit. Only with ``biased=True``; ALS does not stop early by
-        default (docs/defaults.md, "ALS and epoch 0").
+        changes, bit for bit. Only with ``biased=True``. Epoch 0's biases are the bias
+        baseline's with its penalties estimated from the data (empirical Bayes,
+        :func:`mfrec.models.baseline.empirical_bayes_regs`).
 
     Attributes
     ----------
@@ -133,7 +139,7 @@ class ALS(FactorModel):
         init_std: float | None = None,
         random_state: Any = None,
         dtype: str = "float32",
-        patience: int | None = None,
+        patience: int | None = 3,
         n_threads: int | None = None,
         reg_row: float | None = None,
         reg_bias_row: float = 7.0,

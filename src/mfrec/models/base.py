@@ -264,8 +264,9 @@ class Recommender:
             record["val_rmse"] = held_out[record["epoch"]]
         self.validation_history_ = selector.history_
         self.best_epoch_ = best
-        if hasattr(selector, "start_val_rmse_"):
-            self.start_val_rmse_ = selector.start_val_rmse_
+        for key in ("start_val_rmse_", "start_margin_"):
+            if hasattr(selector, key):
+                setattr(self, key, getattr(selector, key))
         # Both passes' one-off kernel compiles are not training time.
         self.compile_seconds_ = selector.compile_seconds_ + self.compile_seconds_
         self.fit_seconds_ = max(0.0, time.perf_counter() - started - self.compile_seconds_)
@@ -281,6 +282,7 @@ class Recommender:
         self._seen_csr: sp.csr_matrix | None = None
         self.history_: list[dict[str, Any]] = []
         self.__dict__.pop("start_val_rmse_", None)
+        self.__dict__.pop("start_margin_", None)
 
     def _fit(self, train: Ratings, validation: ValidationData | None, callback) -> None:
         raise NotImplementedError
@@ -317,10 +319,16 @@ class Recommender:
         ``score_start``: with ``patience`` and validation data, "epoch 0" is a candidate
         too: the starting state, with ``start_arrays`` (if given) in place of some of its
         arrays -- what a fit of ``n_epochs=0`` gives. Its validation RMSE is kept as
-        ``start_val_rmse_``; if no epoch beats it, it is restored and ``best_epoch_`` is
-        0. When epoch 0 is the run's own start (no ``start_arrays``), no run stops before
-        some epoch beats it (or ``n_epochs`` runs out): the factors need a few epochs to
-        leave their tiny initial scale, and a held-out RMSE flat or slightly rising
+        ``start_val_rmse_``; unless the best epoch beats it by more than one standard
+        error of their paired difference in squared error on the validation ratings
+        (the one-standard-error rule: the simpler model unless the data clearly say
+        otherwise -- on data without interaction structure the choice between two bias
+        models would otherwise be a coin flip on the slice), it is restored and
+        ``best_epoch_`` is 0; ``start_margin_`` records the best epoch's mean gain in
+        squared error minus that standard error. When epoch 0 is the run's own start
+        (no ``start_arrays``), no run stops before some epoch beats it (or ``n_epochs``
+        runs out): the factors need a few epochs to leave their tiny initial scale, and
+        a held-out RMSE flat or slightly rising
         meanwhile would otherwise stop runs on data with structure at epoch 0
         (docs/defaults.md, r13). Otherwise patience counts from epoch 1 as without it.
         """
@@ -354,17 +362,15 @@ class Recommender:
                 for k in self._fitted_arrays
             }
 
-        start_rmse, start_state = np.inf, None
+        start_rmse, start_state, start_pred, best_pred = np.inf, None, None, None
         # Epoch 0 as the start of the run: no stop before some epoch beats it.
         wait = start_arrays is None
         if score_start and patience is not None and validation is not None:
             current = {k: getattr(self, k, None) for k in self._fitted_arrays}
             for key, value in (start_arrays or {}).items():
                 setattr(self, key, value)
-            start_rmse = self.start_val_rmse_ = _rmse(
-                validation.rating,
-                self._predict_indices(validation.user_index, validation.item_index),
-            )
+            start_pred = self._predict_indices(validation.user_index, validation.item_index)
+            start_rmse = self.start_val_rmse_ = _rmse(validation.rating, start_pred)
             start_state = snapshot()
             for key, value in current.items():
                 setattr(self, key, value)
@@ -381,10 +387,10 @@ class Recommender:
                     record: dict[str, Any] = {"epoch": e, **epoch(e)}
                     self._check_finite(e, record)
                     if validation is not None:
-                        record["val_rmse"] = _rmse(
-                            validation.rating,
-                            self._predict_indices(validation.user_index, validation.item_index),
+                        predicted = self._predict_indices(
+                            validation.user_index, validation.item_index
                         )
+                        record["val_rmse"] = _rmse(validation.rating, predicted)
                     elapsed = time.perf_counter() - started - (current_seconds() - compiling)
                     record["seconds"] = max(0.0, elapsed)
                     threads.record(n_threads, record["seconds"])
@@ -396,13 +402,21 @@ class Recommender:
                         if record["val_rmse"] < best_rmse:
                             best_rmse, best_epoch = record["val_rmse"], e
                             best_state = snapshot()
+                            if start_pred is not None:
+                                best_pred = predicted
                         elif e - best_epoch >= patience and (best_rmse < start_rmse or not wait):
                             logger.info("early stop after epoch %d (best epoch %d)", e, best_epoch)
                             break
             finally:
                 numba.set_num_threads(outer_threads)
-        if start_state is not None and start_rmse <= best_rmse:
-            best_state, best_epoch = start_state, 0
+        if start_state is not None:
+            margin = (
+                -np.inf if best_pred is None
+                else _one_se_margin(validation.rating, start_pred, best_pred)
+            )  # fmt: skip
+            self.start_margin_ = float(margin)
+            if margin <= 0:
+                best_state, best_epoch = start_state, 0
         if best_state is not None and best_epoch != len(self.history_):
             for key, value in best_state.items():
                 setattr(self, key, value)
@@ -785,6 +799,17 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # numpy arrays or generators compare oddly
         return a is b
+
+
+def _one_se_margin(rating: np.ndarray, start: np.ndarray, best: np.ndarray) -> float:
+    """How much better ``best`` predicts ``rating`` than ``start``: the mean per-rating
+    drop in squared error minus its standard error (> 0: better by more than one
+    standard error)."""
+    y = np.asarray(rating, dtype=np.float64)
+    drop = (np.asarray(start, dtype=np.float64) - y) ** 2 - (np.asarray(best, np.float64) - y) ** 2
+    if len(drop) < 2:
+        return float(np.mean(drop))
+    return float(np.mean(drop) - np.std(drop, ddof=1) / np.sqrt(len(drop)))
 
 
 def _rmse(truth: np.ndarray, predicted: np.ndarray) -> float:

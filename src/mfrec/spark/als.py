@@ -221,8 +221,10 @@ def fit_als(
     and cached once, and each half-step ships every factor once to each block that
     rates it; the row solves are mfrec's numba kernels inside the executors. The
     initial factors are drawn as the local model draws them, so on the same data,
-    seed and settings the result agrees with ``ALS(...).fit(ratings)`` to within
-    float rounding.
+    seed and settings the result agrees with ``ALS(..., patience=None).fit(ratings)``
+    to within float rounding. Every one of ``n_epochs`` runs: early stopping (the
+    local ALS's default) would need a held-out slice and a refit, which the distributed
+    fit does not do.
 
     Parameters
     ----------
@@ -266,6 +268,11 @@ def fit_als(
     from mfrec.models import ALS, ImplicitALS
     from mfrec.models.sgd import init_factors
 
+    if params.get("patience") is not None:
+        raise ParameterError(
+            "fit_als runs every one of n_epochs (no early stopping on Spark): drop "
+            "patience and choose n_epochs, e.g. by a local fit on a sample with patience"
+        )
     given = {"n_factors": n_factors, "reg": reg, "n_epochs": n_epochs, **params}
     if implicit:
         if alpha is not None:
@@ -275,6 +282,7 @@ def fit_als(
         if alpha is not None:
             raise ParameterError("alpha is a parameter of implicit ALS: pass implicit=True")
         model = ALS(biased=biased, **{k: v for k, v in given.items() if v is not None})
+        model.patience = None  # every epoch, as above
     model.random_state = random_state
     model._validate_params()
     if num_blocks is not None and (not isinstance(num_blocks, int) or num_blocks < 1):
